@@ -52,8 +52,10 @@ def save_split(path: str | os.PathLike, split: PackedSplit) -> None:
         "ids": [str(i) for i in split.ids],
         "classes": [str(c) for c in split.classes],
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    # Save through a file handle: given a path, torch.save records the (random) temporary
+    # file name inside the archive and the same content would give different bytes.
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        torch.save(payload, handle)
 
 
 def load_split(path: str | os.PathLike) -> PackedSplit:

@@ -1,0 +1,56 @@
+"""``asymcl subset``: draw an imbalance scenario and a stratified train/test split."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections import Counter
+from pathlib import Path
+
+from asymcl.cli import UserError
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "subset",
+        help="draw a scenario (ratio, total) and a stratified train/test split",
+        description="Write OUT/manifest.csv (id,label,split) and, for fmnist, packed OUT/train.pt "
+        "and OUT/test.pt. Deterministic for a seed.",
+    )
+    parser.add_argument("--dataset", required=True, choices=["fmnist", "isic2018"])
+    parser.add_argument("--raw", required=True, type=Path, metavar="DIR", help="folder written by `asymcl download`")
+    parser.add_argument("--classes", nargs="+", metavar="CLASS",
+                        help="class labels, majority first (default: fmnist 0 6, isic2018 MEL DF)")
+    parser.add_argument("--ratio", metavar="R1:R2[:...]", help="class proportions, e.g. 98:2 (with --total)")
+    parser.add_argument("--total", type=int, metavar="N", help="images in the scenario (with --ratio)")
+    parser.add_argument("--from-split", choices=["train", "test"], default="train",
+                        help="official split to draw from (fmnist; default: train)")
+    parser.add_argument("--group-by-lesion", action="store_true",
+                        help="isic2018: keep all images of a lesion in one split")
+    parser.add_argument("--test-fraction", type=float, default=0.3, help="test share per class (default: 0.3)")
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--out", required=True, type=Path, metavar="DIR")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from asymcl.data import fmnist, isic
+    from asymcl.data.splits import SplitError, parse_ratio
+    from asymcl.data.subset import DEFAULT_CLASSES, build_subset
+
+    classes = args.classes or DEFAULT_CLASSES[args.dataset]
+    try:
+        ratio = parse_ratio(args.ratio, len(classes)) if args.ratio is not None else None
+        rows = build_subset(
+            args.dataset, args.raw, args.out, seed=args.seed, classes=classes, ratio=ratio,
+            total=args.total, from_split=args.from_split, group_by_lesion=args.group_by_lesion,
+            test_fraction=args.test_fraction,
+        )
+    except (SplitError, FileNotFoundError, fmnist.IdxFormatError, isic.IsicFormatError) as err:
+        raise UserError(str(err)) from err
+    counts = Counter((r.split, r.label) for r in rows)
+    log.info("subset %s -> %s: %s", args.dataset, args.out,
+             ", ".join(f"{s}/{c}={counts[s, c]}" for s in ("train", "test") for c in classes))
+    return 0

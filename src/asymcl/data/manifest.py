@@ -1,0 +1,72 @@
+"""The subset manifest: ``manifest.csv`` with columns ``id,label,split``.
+
+- ``id``: FMNIST index into its official idx file, or ISIC image id;
+- ``label``: the dataset's own class label (FMNIST ``0``..``9``, ISIC ``MEL``, ``DF``, ...);
+- ``split``: ``train`` or ``test``.
+
+Rows are ordered by split (train, then test), then by class in the subset's ``--classes``
+order, then by id (numerically for FMNIST). The order therefore depends only on *which*
+images were drawn, and the class order can be recovered from the manifest alone (order of
+first appearance), which `asymcl resize` uses to assign packed targets.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from asymcl.io import atomic_path
+
+HEADER = ["id", "label", "split"]
+SPLITS = ("train", "test")
+
+
+@dataclass(frozen=True)
+class Row:
+    id: str
+    label: str
+    split: str
+
+
+def _id_key(image_id: str) -> tuple[int, int | str]:
+    return (0, int(image_id)) if image_id.isdigit() else (1, image_id)
+
+
+def sort_rows(rows: list[Row], classes: list[str]) -> list[Row]:
+    rank = {c: i for i, c in enumerate(classes)}
+    return sorted(rows, key=lambda r: (SPLITS.index(r.split), rank[r.label], _id_key(r.id)))
+
+
+def write_manifest(path: str | os.PathLike, rows: list[Row], classes: list[str]) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(HEADER)
+        writer.writerows((r.id, r.label, r.split) for r in sort_rows(rows, classes))
+
+
+def read_manifest(path: str | os.PathLike) -> list[Row]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"manifest {path} does not exist; run `asymcl subset` first")
+    with open(path, newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        if header != HEADER:
+            raise ValueError(f"{path}: header {header}, expected {','.join(HEADER)}")
+        rows = [Row(*row) for row in reader if row]
+    bad = [r for r in rows if r.split not in SPLITS]
+    if bad:
+        raise ValueError(f"{path}: split must be one of {SPLITS}, got {bad[0].split!r} for id {bad[0].id}")
+    return rows
+
+
+def classes_in_order(rows: list[Row]) -> list[str]:
+    """Class labels in order of first appearance (the subset's ``--classes`` order)."""
+    seen: dict[str, None] = {}
+    for split in SPLITS:  # train rows first, but a class may only appear in test
+        for r in rows:
+            if r.split == split:
+                seen.setdefault(r.label)
+    return list(seen)

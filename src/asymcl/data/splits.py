@@ -1,0 +1,167 @@
+"""Scenario draws and stratified (optionally lesion-grouped) train/test splits.
+
+Everything is a pure function of the candidates and a seed: candidates of each class are
+taken in sorted id order and a single ``numpy.random.Generator`` (PCG64, seeded with
+``seed``) is consumed class by class in ``classes`` order, so the same inputs and seed
+always give the same draw, on any machine.
+
+Counts per class for ``--ratio r_1:...:r_k --total N`` use the largest-remainder rule:
+``n_c = floor(N r_c / sum r)``, and the ``N - sum n_c`` leftover images go to the classes
+with the largest fractional parts (ties to the earlier class). For two classes this is
+``n_maj = round_half_up(N maj / (maj + min))`` and ``n_min = N - n_maj``: 98:2 of 1000 gives
+980/20.
+
+Test size per class is ``round_half_up(n_c * test_fraction)`` (980 -> 294, 20 -> 6 at 0.3);
+the rest is train. With lesion grouping, each class's lesions are shuffled and the first
+``k`` lesions go to test, with ``k`` chosen so that their image count is closest to that
+target (ties to fewer images), so no lesion is in both splits.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+
+from asymcl.data.manifest import Row
+
+
+class SplitError(ValueError):
+    """A scenario that cannot be drawn from the available images."""
+
+
+def round_half_up(x: float) -> int:
+    return int(math.floor(x + 0.5 + 1e-9))
+
+
+def parse_ratio(text: str, n_classes: int) -> list[float]:
+    """``"98:2"`` -> ``[98.0, 2.0]``; one positive number per class."""
+    try:
+        parts = [float(p) for p in text.split(":")]
+    except ValueError:
+        raise SplitError(f"ratio {text!r} must be numbers separated by ':', e.g. 98:2 or 50:30:20") from None
+    if len(parts) != n_classes:
+        raise SplitError(f"ratio {text!r} has {len(parts)} parts but there are {n_classes} classes")
+    if any(not math.isfinite(p) or p <= 0 for p in parts):
+        raise SplitError(f"ratio {text!r}: every part must be a positive number")
+    return parts
+
+
+def scenario_counts(total: int, ratio: list[float]) -> list[int]:
+    """Images per class for ``total`` images in proportions ``ratio`` (largest remainder)."""
+    if total <= 0:
+        raise SplitError(f"total must be positive, got {total}")
+    shares = [total * r / sum(ratio) for r in ratio]
+    counts = [math.floor(s + 1e-9) for s in shares]
+    order = sorted(range(len(ratio)), key=lambda i: (-(shares[i] - counts[i]), i))
+    for i in order[: total - sum(counts)]:
+        counts[i] += 1
+    return counts
+
+
+@dataclass(frozen=True)
+class Candidate:
+    id: str
+    label: str
+    group: str = ""  # lesion id; empty = the image is its own group
+
+
+def _id_key(image_id: str) -> tuple[int, int | str]:
+    return (0, int(image_id)) if image_id.isdigit() else (1, image_id)
+
+
+def draw(
+    candidates: list[Candidate],
+    classes: list[str],
+    counts: list[int] | None,
+    rng: np.random.Generator,
+    source: str = "the raw data",
+) -> dict[str, list[Candidate]]:
+    """Draw ``counts[c]`` images of each class without replacement (all when ``counts`` is None)."""
+    by_class: dict[str, list[Candidate]] = defaultdict(list)
+    for cand in candidates:
+        by_class[cand.label].append(cand)
+    drawn: dict[str, list[Candidate]] = {}
+    for i, label in enumerate(classes):
+        pool = sorted(by_class.get(label, []), key=lambda c: _id_key(c.id))
+        want = len(pool) if counts is None else counts[i]
+        if want > len(pool):
+            raise SplitError(
+                f"class {label} has only {len(pool)} images available in {source}, but the "
+                f"scenario asks for {want}; lower --total or change --ratio"
+            )
+        if want == 0 or not pool:
+            raise SplitError(f"class {label} would get no images (available: {len(pool)}, asked: {want})")
+        picked = rng.choice(len(pool), size=want, replace=False)
+        drawn[label] = [pool[j] for j in picked]
+    return drawn
+
+
+def stratified_split(
+    drawn: dict[str, list[Candidate]],
+    test_fraction: float,
+    rng: np.random.Generator,
+    group_by_lesion: bool = False,
+) -> list[Row]:
+    """Assign every drawn image to train or test, stratified by class (see module doc)."""
+    if not 0.0 < test_fraction < 1.0:
+        raise SplitError(f"test fraction must lie strictly between 0 and 1, got {test_fraction}")
+    rows: list[Row] = []
+    for label, items in drawn.items():
+        target = round_half_up(len(items) * test_fraction)
+        if group_by_lesion:
+            test_ids = _grouped_test_ids(items, target, rng)
+        else:
+            order = rng.permutation(len(items))
+            test_ids = {items[j].id for j in order[:target]}
+        rows.extend(Row(c.id, label, "test" if c.id in test_ids else "train") for c in items)
+    return rows
+
+
+def _grouped_test_ids(items: list[Candidate], target: int, rng: np.random.Generator) -> set[str]:
+    groups: dict[str, list[str]] = defaultdict(list)
+    for c in items:
+        groups[c.group or f"image:{c.id}"].append(c.id)
+    keys = sorted(groups)
+    order = [keys[j] for j in rng.permutation(len(keys))]
+    sizes = np.cumsum([0] + [len(groups[k]) for k in order])
+    k = int(np.argmin(np.abs(sizes - target)))  # first minimum: ties to fewer images
+    return {image for key in order[:k] for image in groups[key]}
+
+
+def check_lesion_labels(candidates: list[Candidate]) -> None:
+    """A lesion must have one class, otherwise grouping cannot stratify by class."""
+    seen: dict[str, str] = {}
+    for c in candidates:
+        if c.group and seen.setdefault(c.group, c.label) != c.label:
+            raise SplitError(f"lesion {c.group} has images of classes {seen[c.group]} and {c.label}")
+
+
+def make_subset(
+    candidates: list[Candidate],
+    classes: list[str],
+    *,
+    seed: int,
+    ratio: list[float] | None = None,
+    total: int | None = None,
+    test_fraction: float = 0.3,
+    group_by_lesion: bool = False,
+    source: str = "the raw data",
+) -> list[Row]:
+    """Draw a scenario and split it; returns unsorted manifest rows."""
+    if (ratio is None) != (total is None):
+        raise SplitError("give --ratio and --total together, or neither (then all images of the classes are used)")
+    if group_by_lesion:
+        missing = [c.id for c in candidates if c.label in classes and not c.group]
+        if missing:
+            raise SplitError(
+                f"--group-by-lesion needs a lesion id for every image, but {len(missing)} have none "
+                f"(e.g. {missing[:3]}); put HAM10000_metadata.csv next to the archives and rerun download"
+            )
+        check_lesion_labels(candidates)
+    counts = scenario_counts(total, ratio) if ratio is not None and total is not None else None
+    rng = np.random.default_rng(seed)
+    drawn = draw(candidates, classes, counts, rng, source)
+    return stratified_split(drawn, test_fraction, rng, group_by_lesion)

@@ -1,0 +1,96 @@
+"""Build a subset folder (``manifest.csv``, and for FMNIST ``train.pt``/``test.pt``).
+
+FMNIST ids are indices into the official idx file of ``from_split``; ISIC ids are image
+ids from ``labels.csv`` (written by the ISIC extraction), grouped by ``lesion_id`` on
+request. ISIC images are packed by the separate resize step.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from asymcl.data import fmnist, isic
+from asymcl.data.manifest import SPLITS, Row, sort_rows, write_manifest
+from asymcl.data.splits import Candidate, SplitError, make_subset
+
+DATASETS = ("fmnist", "isic2018")
+DEFAULT_CLASSES = {"fmnist": fmnist.DEFAULT_CLASSES, "isic2018": isic.DEFAULT_CLASSES}
+
+
+def check_classes(dataset: str, classes: list[str]) -> list[str]:
+    allowed = fmnist.CLASSES if dataset == "fmnist" else isic.CLASSES
+    unknown = [c for c in classes if c not in allowed]
+    if unknown:
+        hint = ", ".join(f"{i}={n}" for i, n in enumerate(fmnist.CLASS_NAMES)) if dataset == "fmnist" else " ".join(allowed)
+        raise SplitError(f"unknown {dataset} class(es) {unknown}; allowed: {hint}")
+    if len(set(classes)) != len(classes):
+        raise SplitError(f"classes must be distinct, got {classes}")
+    if len(classes) < 2:
+        raise SplitError(f"a subset needs at least two classes, got {classes}")
+    return list(classes)
+
+
+def build_subset(
+    dataset: str,
+    raw_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    seed: int,
+    classes: list[str] | None = None,
+    ratio: list[float] | None = None,
+    total: int | None = None,
+    from_split: str = "train",
+    group_by_lesion: bool = False,
+    test_fraction: float = 0.3,
+) -> list[Row]:
+    """Draw and split a scenario; write the subset folder; return the sorted manifest rows."""
+    if dataset not in DATASETS:
+        raise SplitError(f"dataset must be one of {DATASETS}, got {dataset!r}")
+    classes = check_classes(dataset, classes or DEFAULT_CLASSES[dataset])
+    raw_dir, out_dir = Path(raw_dir), Path(out_dir)
+    kwargs = dict(seed=seed, ratio=ratio, total=total, test_fraction=test_fraction, group_by_lesion=group_by_lesion)
+
+    if dataset == "fmnist":
+        if group_by_lesion:
+            raise SplitError("--group-by-lesion applies to isic2018 only (FMNIST has no lesions)")
+        images, labels = fmnist.load_split(raw_dir, from_split)
+        candidates = [Candidate(str(i), str(int(y))) for i, y in enumerate(labels)]
+        rows = make_subset(candidates, classes, source=f"the FMNIST {from_split} split in {raw_dir}", **kwargs)
+        rows = sort_rows(rows, classes)
+        _pack_fmnist(images, rows, classes, out_dir)
+    else:
+        if from_split != "train":
+            raise SplitError("ISIC 2018 Task 3 has only the training archive; --from-split must be train")
+        labels_csv = raw_dir / "labels.csv"
+        entries = isic.read_labels(labels_csv)
+        present = {label for _, label, _ in entries}
+        absent = [c for c in classes if c not in present]
+        if absent:
+            raise SplitError(
+                f"{labels_csv} has no images of {absent} (extracted: {sorted(present)}); rerun "
+                f"`asymcl download isic2018 --classes {' '.join(classes)}`"
+            )
+        candidates = [Candidate(image, label, lesion) for image, label, lesion in entries]
+        rows = sort_rows(make_subset(candidates, classes, source=str(labels_csv), **kwargs), classes)
+    write_manifest(out_dir / "manifest.csv", rows, classes)
+    return rows
+
+
+def _pack_fmnist(images: np.ndarray, rows: list[Row], classes: list[str], out_dir: Path) -> None:
+    import torch
+
+    from asymcl.data.packed import PackedSplit, save_split
+
+    for split in SPLITS:
+        part = [r for r in rows if r.split == split]
+        index = np.array([int(r.id) for r in part], dtype=np.int64)
+        packed = PackedSplit(
+            images=torch.from_numpy(images[index][:, None].copy()),
+            targets=torch.tensor([classes.index(r.label) for r in part], dtype=torch.int64),
+            ids=[r.id for r in part],
+            classes=list(classes),
+        )
+        save_split(out_dir / f"{split}.pt", packed)
