@@ -1,0 +1,125 @@
+# Aggregation and reporting: runs.csv -> LaTeX tables, paired comparisons, the comparison
+# with the published numbers, figures, and the HTML report (`snakemake --report`).
+
+import json
+
+REPORT_CODE = package_sources(
+    "report/**/*.py", "commands/report.py", "experiments.py", "io.py"
+)
+
+
+rule experiments_spec:
+    """The experiment layout (scenarios, cells, seeds, table layout) as JSON for the
+    table and figure commands; rewritten only when the layout changes."""
+    output:
+        f"{RESULTS}/experiments.json",
+    log:
+        f"{LOGS}/report/experiments_spec.log",
+    conda:
+        "../../envs/asymcl.yaml"
+    params:
+        spec=json.dumps({"experiments": GRID.experiments}, indent=1, sort_keys=True),
+    shell:
+        # plain shell (no Python start-up); written under a temporary name, then renamed
+        "(printf '%s\\n' {params.spec:q} > {output}.tmp && mv {output}.tmp {output}) 2> {log}"
+
+
+rule aggregate:
+    """One row per run: identity from the run's path, metrics and settings from its
+    metrics.json."""
+    input:
+        metrics=all_metrics(),
+        spec=f"{RESULTS}/experiments.json",
+        code=REPORT_CODE,
+    output:
+        f"{RESULTS}/runs.csv",
+    log:
+        f"{LOGS}/report/aggregate.log",
+    conda:
+        "../../envs/asymcl.yaml"
+    shell:
+        "asymcl aggregate --metrics {input.metrics} --spec {input.spec} --out {output}"
+        " > {log} 2>&1"
+
+
+rule tables:
+    """The paper's tables (mean +- std, n), paired differences against each family's
+    baseline with t intervals, and our means next to the published ones."""
+    input:
+        runs=f"{RESULTS}/runs.csv",
+        spec=f"{RESULTS}/experiments.json",
+        paper=config["paper_results"],
+        code=REPORT_CODE,
+    output:
+        tex=expand(f"{RESULTS}/tables/{{experiment}}.tex", experiment=GRID.experiments),
+        summary=report(
+            f"{RESULTS}/tables/summary.csv",
+            caption="../report/summary.rst",
+            category="Tables",
+        ),
+        paired=report(
+            f"{RESULTS}/tables/paired.csv",
+            caption="../report/paired.rst",
+            category="Tables",
+        ),
+        paired_tex=f"{RESULTS}/tables/paired.tex",
+        comparison=report(
+            f"{RESULTS}/tables/paper_comparison.csv",
+            caption="../report/paper_comparison.rst",
+            category="Tables",
+        ),
+        comparison_tex=f"{RESULTS}/tables/paper_comparison.tex",
+    log:
+        f"{LOGS}/report/tables.log",
+    conda:
+        "../../envs/asymcl.yaml"
+    shell:
+        "asymcl tables --runs {input.runs} --spec {input.spec} --paper {input.paper}"
+        " --out $(dirname {output.summary}) > {log} 2>&1"
+
+
+rule figure:
+    """Accuracy and UWA of one experiment family: against the imbalance ratio per cell
+    (grid families), or per loss with 95% intervals (list families)."""
+    input:
+        runs=f"{RESULTS}/runs.csv",
+        spec=f"{RESULTS}/experiments.json",
+        code=REPORT_CODE,
+    output:
+        png=report(
+            f"{RESULTS}/figures/{{experiment}}.png",
+            caption="../report/experiment_figure.rst",
+            category="Figures",
+            subcategory="{experiment}",
+        ),
+        pdf=f"{RESULTS}/figures/{{experiment}}.pdf",
+    log:
+        f"{LOGS}/report/figure_{{experiment}}.log",
+    conda:
+        "../../envs/asymcl.yaml"
+    shell:
+        "asymcl figure --runs {input.runs} --spec {input.spec}"
+        " --experiment {wildcards.experiment} --out {output.png} --out {output.pdf}"
+        " > {log} 2>&1"
+
+
+rule paper_figure:
+    """Our means against the published means, one point per table cell and metric."""
+    input:
+        comparison=f"{RESULTS}/tables/paper_comparison.csv",
+        code=REPORT_CODE,
+    output:
+        png=report(
+            f"{RESULTS}/figures/paper_vs_ours.png",
+            caption="../report/paper_vs_ours.rst",
+            category="Figures",
+            subcategory="paper",
+        ),
+        pdf=f"{RESULTS}/figures/paper_vs_ours.pdf",
+    log:
+        f"{LOGS}/report/paper_figure.log",
+    conda:
+        "../../envs/asymcl.yaml"
+    shell:
+        "asymcl figure --comparison {input.comparison} --out {output.png} --out {output.pdf}"
+        " > {log} 2>&1"
