@@ -24,6 +24,8 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/families.smk"
+include: "workflow/rules/runner.smk"
 
 
 localrules:
@@ -36,6 +38,9 @@ localrules:
     tables,
     figure,
     paper_figure,
+    family_table,
+    diagnostics_figure,
+    embedding_figure,
 
 
 rule all:

@@ -164,7 +164,8 @@ def test_changing_one_eta_reruns_only_that_cell_and_the_aggregation(smoke):
     jobs = planned_jobs(text)
     trained = planned_outputs(text, "train")
     assert len(trained) == 2 * 2 and all("/eta90_gamma0/" in t for t in trained), trained
-    assert set(jobs) == {"train", "experiments_spec", "aggregate", "tables", "figure", "paper_figure", "all"}, jobs
+    assert set(jobs) == {"train", "experiments_spec", "aggregate", "tables", "figure", "paper_figure",
+                         "family_table", "all"}, jobs
 
 
 @pytest.mark.slow

@@ -17,6 +17,13 @@ samples of true class ``i`` predicted as class ``j`` (the confusion matrix, rows
   one-vs-rest AUCs. It is ``None`` when a class is missing from the test labels (one-vs-rest
   needs positives and negatives of every class), with the reason in ``roc_auc_note``.
 
+Long-tailed (> 2 classes) runs add many/medium/few-shot accuracy (`shot_group_metrics`):
+classes are grouped by their number of *training* images ``t_k`` -- many-shot
+``t_k > many`` (default 100), few-shot ``t_k < few`` (default 20), medium-shot otherwise
+(the usual long-tailed-recognition thresholds) -- and a group's accuracy is the mean of its
+classes' recalls (percent), i.e. the UWA restricted to the group; it equals the group's
+accuracy on a class-balanced test set and is ``None`` for an empty group.
+
 Computation is delegated to scikit-learn.
 """
 
@@ -84,3 +91,41 @@ def classification_metrics(
         "n_test": int(y_true.size),
         "n_test_per_class": {str(c): int(s) for c, s in zip(classes, support)},
     }
+
+
+SHOT_GROUPS = ("many", "medium", "few")
+
+
+def shot_group(n_train: int, many: int = 100, few: int = 20) -> str:
+    """``"many"`` when ``n_train > many``, ``"few"`` when ``n_train < few``, else ``"medium"``."""
+    if n_train > many:
+        return "many"
+    if n_train < few:
+        return "few"
+    return "medium"
+
+
+def shot_group_metrics(
+    per_class_recall: dict[str, float | None],
+    n_train_per_class: dict[str, int],
+    many: int = 100,
+    few: int = 20,
+) -> dict[str, Any]:
+    """Many/medium/few-shot accuracy from per-class recalls and training counts.
+
+    Returns ``many_shot_accuracy``, ``medium_shot_accuracy``, ``few_shot_accuracy`` (mean
+    recall of the group's classes with test images, percent, ``None`` when there is none)
+    and ``shot_groups`` (group -> class labels, plus the thresholds used).
+    """
+    missing = sorted(set(per_class_recall) - set(n_train_per_class))
+    if missing:
+        raise ValueError(f"no training count for class(es) {missing}")
+    groups: dict[str, list[str]] = {g: [] for g in SHOT_GROUPS}
+    for label in per_class_recall:
+        groups[shot_group(int(n_train_per_class[label]), many, few)].append(label)
+    out: dict[str, Any] = {}
+    for g in SHOT_GROUPS:
+        recalls = [per_class_recall[c] for c in groups[g] if per_class_recall[c] is not None]
+        out[f"{g}_shot_accuracy"] = float(np.mean(recalls)) if recalls else None
+    out["shot_groups"] = {**groups, "thresholds": {"many": many, "few": few}}
+    return out

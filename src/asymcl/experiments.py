@@ -30,6 +30,11 @@ CELL_LOSS_KEYS = ("eta", "gamma")
 CELL_META_KEYS = ("label",)
 # Scenario keys that are not subset options.
 SCENARIO_META_KEYS = ("name", "label")
+# Two ways to size a scenario; a scenario that uses one drops the other from the dataset's
+# subset defaults (a long-tailed scenario must not inherit `total`).
+SIZING_KEYS = (("ratio", "total"), ("imbalance_factor", "max_per_class"))
+# Extra figures an experiment can ask for (besides its results figure).
+EXTRA_FIGURES = ("diagnostics", "embeddings")
 
 # Boolean flags written as --key / --no-key (argparse BooleanOptionalAction); other
 # booleans are store_true flags, left out when false.
@@ -143,7 +148,18 @@ def build_grid(config: dict[str, Any]) -> Grid:
     cells: dict[str, dict[str, dict[str, Any]]] = {}
     runs: set[Run] = set()
     experiments: dict[str, dict[str, Any]] = {}
-    for name, exp in config.get("experiments", {}).items():
+    defined = config.get("experiments", {})
+    selected = config.get("select_experiments")
+    if selected is not None:
+        unknown = [n for n in selected if n not in defined]
+        if unknown:
+            raise GridError(
+                f"select_experiments: {unknown} not defined under 'experiments' "
+                f"(defined: {', '.join(sorted(defined)) or 'none'})"
+            )
+    for name, exp in defined.items():
+        if selected is not None and name not in selected:
+            continue
         where = f"experiments.{name}"
         if name in RESERVED_NAMES:
             raise GridError(
@@ -160,7 +176,14 @@ def build_grid(config: dict[str, Any]) -> Grid:
         exp_scenarios = []
         for entry in exp["scenarios"]:
             sid, options = scenario_spec(entry)
-            merged = {**subset_defaults, **options}
+            defaults = dict(subset_defaults)
+            for group in SIZING_KEYS:
+                if any(k in options for k in group):
+                    for other in SIZING_KEYS:
+                        if other is not group:
+                            for k in other:
+                                defaults.pop(k, None)
+            merged = {**defaults, **options}
             known = scenarios.setdefault(dataset, {})
             if sid in known and known[sid] != merged:
                 raise GridError(
@@ -192,6 +215,29 @@ def build_grid(config: dict[str, Any]) -> Grid:
                 for seed in seeds:
                     runs.add(Run(dataset, s["id"], c["id"], seed))
         table = dict(exp.get("table", {}))
+        figures = list(exp.get("figures", []))
+        bad = [f for f in figures if f not in EXTRA_FIGURES]
+        if bad:
+            raise GridError(f"{where}.figures: {bad} unknown; allowed: {list(EXTRA_FIGURES)}")
+        by_name = {}
+        for entry, s in zip(exp["scenarios"], exp_scenarios):
+            by_name[s["id"]] = s["id"]
+            by_name[s["label"]] = s["id"]
+            if isinstance(entry, str):
+                by_name[entry] = s["id"]
+        diag = []
+        for text in exp.get("diagnostics_scenarios", []):
+            if str(text) not in by_name:
+                raise GridError(
+                    f"{where}.diagnostics_scenarios: {text!r} is not one of the experiment's "
+                    f"scenarios ({', '.join(s['id'] for s in exp_scenarios)})"
+                )
+            diag.append(by_name[str(text)])
+        if "embeddings" in figures and not any(c.get("save_embeddings") for c in exp_cells):
+            raise GridError(f"{where}.figures: 'embeddings' needs cells with save_embeddings: true")
+        emb_seed = int(exp.get("embeddings_seed", seeds[0]))
+        if emb_seed not in seeds:
+            raise GridError(f"{where}.embeddings_seed: {emb_seed} is not one of the seeds {seeds}")
         experiments[name] = {
             "name": name,
             "title": exp.get("title", name),
@@ -204,6 +250,9 @@ def build_grid(config: dict[str, Any]) -> Grid:
             "column": table.get("column"),
             "metrics": table.get("metrics", ["accuracy", "uwa"]),
             "paper": exp.get("paper"),
+            "figures": figures,
+            "diagnostics_scenarios": diag or [exp_scenarios[-1]["id"]],
+            "embeddings_seed": emb_seed,
         }
     return Grid(sorted(runs), scenarios, cells, experiments)
 

@@ -23,6 +23,14 @@ eval mode, features of un-augmented images are fixed, so computing them once tur
 Batches: a permutation from a seeded ``torch.Generator`` per epoch; the last, smaller batch
 is kept, except that a final batch of exactly one image is skipped in stage 1 (a
 contrastive loss needs at least two samples; counted as ``stage1_skipped_singletons``).
+Ablations (defaults = the paper): ``batch_sampler="balanced"`` draws class-balanced stage-1
+batches of the same sizes (`asymcl.sampling`; stage 2 keeps random batches);
+``views=V`` augments every image of a stage-1 batch V times independently and gives the
+loss ``[B, V, D]`` features; ``save_embeddings`` writes the test embeddings
+(``OUT/embeddings.npz``); with more than two classes metrics.json adds many/medium/few-shot
+accuracy (`asymcl.evaluate.shot_group_metrics`). The per-epoch means of the loss's
+per-batch diagnostics (anchors with no / one positive, positive and eta terms, their ratio)
+are in ``stage1.epochs[*].diagnostics``.
 
 Non-finite losses: a step whose loss is NaN or inf is skipped (no backward, no optimiser
 step) and counted. After each stage, if the fraction of skipped steps exceeds
@@ -65,8 +73,9 @@ import torch
 from asymcl import models
 from asymcl.augment import BatchAugment
 from asymcl.data.packed import PackedSplit, load_split
-from asymcl.evaluate import classification_metrics
+from asymcl.evaluate import classification_metrics, shot_group_metrics
 from asymcl.io import atomic_path, write_json_atomic
+from asymcl.sampling import SAMPLERS, balanced_batches
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +84,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 METRICS_FILE = "metrics.json"
 CHECKPOINT_FILE = "stage1_checkpoint.pt"
+EMBEDDINGS_FILE = "embeddings.npz"
 METRICS_FORMAT = 1
 #: Batch size for the one-off stage-2 feature extraction (memory-bound only, no effect on values
 #: beyond float rounding).
@@ -121,6 +131,16 @@ class RunSpec:
     keep_checkpoint: bool = False
     #: Debug/testing: stop (as if killed) right after writing this epoch's checkpoint.
     stop_after_epoch: int | None = None
+    # Ablations beyond the paper (defaults = the paper's setting).
+    #: Independently augmented views per image in stage 1 (features [N, V, D] to the loss).
+    views: int = 1
+    #: Stage-1 batch composition: "random" (the paper) or "balanced" (`asymcl.sampling`).
+    batch_sampler: str = "random"
+    #: Write the test embeddings (encoder and projection) to OUT/embeddings.npz.
+    save_embeddings: bool = False
+    #: Many-/few-shot class groups (> 2 classes): train count > many, < few; medium between.
+    many_shot_threshold: int = 100
+    few_shot_threshold: int = 20
 
     @classmethod
     def field_names(cls) -> list[str]:
@@ -158,6 +178,15 @@ class RunSpec:
             raise bad("num_threads", "an integer >= 1 or null")
         if not (self.device in ("auto", "cpu", "cuda") or str(self.device).startswith("cuda:")):
             raise bad("device", "auto, cpu, cuda or cuda:N")
+        if not (isinstance(self.views, int) and not isinstance(self.views, bool) and self.views >= 1):
+            raise bad("views", "an integer >= 1 (1 = the paper's single view)")
+        if self.batch_sampler not in SAMPLERS:
+            raise bad("batch_sampler", f"one of {list(SAMPLERS)}")
+        for key in ("many_shot_threshold", "few_shot_threshold"):
+            if not (isinstance(getattr(self, key), int) and getattr(self, key) >= 0):
+                raise bad(key, "an integer >= 0 (a training-image count)")
+        if self.few_shot_threshold > self.many_shot_threshold + 1:
+            raise bad("few_shot_threshold", f"at most many_shot_threshold + 1 = {self.many_shot_threshold + 1}")
         if self.stop_after_epoch is not None and not (isinstance(self.stop_after_epoch, int) and self.stop_after_epoch >= 1):
             raise bad("stop_after_epoch", "an integer >= 1 or null")
         if str(self.pretrained) not in ("imagenet", "none") and not Path(self.pretrained).is_file():
@@ -173,7 +202,7 @@ class RunSpec:
     def stage1_identity(self) -> dict[str, Any]:
         """Settings a stage-1 checkpoint must share with the run that resumes it."""
         keys = ("eta", "gamma", "seed", "arch", "pretrained", "batch_size", "lr", "temperature",
-                "normalization", "rotation", "hflip")
+                "normalization", "rotation", "hflip", "views", "batch_sampler")
         return {k: getattr(self, k) for k in keys}
 
 
@@ -333,23 +362,42 @@ def stage1_epoch(
     aug_gen: torch.Generator,
     ctx: DeviceContext,
     on_step: Callable[[], None] | None = None,
+    views: int = 1,
+    sampler: str = "random",
 ) -> dict[str, Any]:
-    """One pass over the training set; returns the epoch's loss, step counts and diagnostics."""
+    """One pass over the training set; returns the epoch's loss, step counts and diagnostics.
+
+    ``views`` > 1: every image of a batch is augmented ``views`` times independently (the
+    views are drawn one after the other from ``aug_gen``), the ``views * B`` images go
+    through the model in one forward pass, and the loss gets features ``[B, views, D]``.
+    ``sampler``: ``"random"`` or ``"balanced"`` batches (`asymcl.sampling`); ``images``
+    counts the images that went through the model (views included).
+    """
     model.train()
     loss_sum = torch.zeros((), device=ctx.device)
     diag_sums: dict[str, Any] = {}
     steps = nan_steps = singletons = images = 0
-    for idx in _batches(targets.shape[0], batch_size, shuffle_gen, ctx.device):
+    if sampler == "balanced":
+        epoch_batches = [b.to(ctx.device) for b in balanced_batches(targets.cpu(), batch_size, shuffle_gen)]
+    else:
+        epoch_batches = _batches(targets.shape[0], batch_size, shuffle_gen, ctx.device)
+    for idx in epoch_batches:
         if idx.numel() < 2:
             singletons += 1
             continue
-        x = batches(idx, aug_gen)
         y = targets.index_select(0, idx)
+        if views == 1:
+            x = batches(idx, aug_gen)
+        else:
+            x = torch.cat([batches(idx, aug_gen) for _ in range(views)])
         with ctx.autocast():
             z = model(x)
+        if views > 1:
+            # rows are [view 0 of the batch; view 1; ...] -> [B, V, D], sample-major
+            z = z.view(views, idx.numel(), -1).transpose(0, 1)
         loss = loss_fn(z.float(), y)
         steps += 1
-        images += idx.numel()
+        images += idx.numel() * views
         optimizer.zero_grad(set_to_none=True)
         # One host sync per step: the skip decision must precede the optimiser step.
         if not bool(torch.isfinite(loss)):
@@ -363,13 +411,17 @@ def stage1_epoch(
         if on_step is not None:
             on_step()
     finite = steps - nan_steps
+    diagnostics = {k: float(v) / finite for k, v in sorted(diag_sums.items())} if finite else {}
+    if diagnostics.get("positive_term"):
+        # The effective strength of eta over the epoch (ratio of the epoch means).
+        diagnostics["eta_to_positive"] = diagnostics.get("eta_term", 0.0) / diagnostics["positive_term"]
     return {
         "loss": float(loss_sum) / finite if finite else None,
         "steps": steps,
         "nan_steps": nan_steps,
         "skipped_singletons": singletons,
         "images": images,
-        "diagnostics": {k: float(v) / finite for k, v in sorted(diag_sums.items())} if finite else {},
+        "diagnostics": diagnostics,
     }
 
 
@@ -459,6 +511,29 @@ def extract_features(encoder: torch.nn.Module, batches: BatchMaker, n: int, ctx:
         with ctx.autocast():
             out.append(encoder(batches(idx)).float())
     return torch.cat(out)
+
+
+@torch.no_grad()
+def save_embeddings(path: Path, model: torch.nn.Module, feats_test: torch.Tensor, test: PackedSplit,
+                    ctx: DeviceContext) -> None:
+    """Write the stage-1 test embeddings to ``path`` (.npz, atomically).
+
+    Arrays: ``encoder`` ``[n, d]`` (the frozen encoder's features, what the linear head
+    sees), ``projection`` ``[n, 128]`` (the L2-normalised projection-head outputs, what the
+    contrastive loss saw), ``labels`` ``[n]`` (class indices), ``classes`` and ``ids``.
+    """
+    head = model.head.eval()
+    with ctx.autocast():
+        proj = head(feats_test).float()
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(
+            fh,
+            encoder=feats_test.float().cpu().numpy(),
+            projection=proj.cpu().numpy(),
+            labels=test.targets.cpu().numpy().astype(np.int64),
+            classes=np.array([str(c) for c in test.classes]),
+            ids=np.array([str(i) for i in test.ids]),
+        )
 
 
 def _stage2_loss(spec: RunSpec) -> torch.nn.Module:
@@ -578,6 +653,7 @@ def _run(spec: RunSpec, ctx: DeviceContext, train: PackedSplit, test: PackedSpli
             record = stage1_epoch(
                 step_model, loss_fn, optimizer, train_batches, train_targets, batch_size=spec.batch_size,
                 shuffle_gen=shuffle_gen, aug_gen=aug_gen, ctx=ctx, on_step=progress.step,
+                views=spec.views, sampler=spec.batch_sampler,
             )
             ctx.synchronize()
             dt = time.perf_counter() - t0
@@ -642,12 +718,20 @@ def _run(spec: RunSpec, ctx: DeviceContext, train: PackedSplit, test: PackedSpli
     t4 = time.perf_counter()
 
     n_test_per_class = metrics.pop("n_test_per_class")
+    n_train_per_class = {c: int((train.targets == i).sum()) for i, c in enumerate(classes)}
+    if len(classes) > 2:
+        metrics.update(shot_group_metrics(
+            metrics["per_class_recall"], n_train_per_class,
+            many=spec.many_shot_threshold, few=spec.few_shot_threshold,
+        ))
+    if spec.save_embeddings:
+        save_embeddings(out / EMBEDDINGS_FILE, model, feats_test, test, ctx)
     result = {
         "format_version": METRICS_FORMAT,
         **metrics,
         "classes": classes,
         "n_train": int(n_train),
-        "n_train_per_class": {c: int((train.targets == i).sum()) for i, c in enumerate(classes)},
+        "n_train_per_class": n_train_per_class,
         "n_test_per_class": n_test_per_class,
         "image_shape": list(train.images.shape[1:]),
         "nan_steps": s1_nan + s2_nan,

@@ -10,7 +10,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
+import shlex
+
 from asymcl.experiments import GridError, build_grid, cli_args, training_settings
+from asymcl.families import diagnostics_series, embedding_panels
 
 try:
     GRID = build_grid(config)
@@ -58,6 +61,7 @@ TRAIN_CODE = package_sources(
     "train/**/*.py",
     "engine*.py",
     "augment*.py",
+    "sampling*.py",
     "evaluate*.py",
     "data/packed.py",
     "commands/train.py",
@@ -111,11 +115,12 @@ def download_inputs(dataset):
 
 def subset_args(dataset):
     """Input function: `asymcl subset` flags of a scenario of ``dataset`` (ratio, total,
-    split options; the classes, majority first)."""
+    split options; the classes, majority first: the scenario's own, else the dataset's).
+    """
 
     def args(wildcards):
         options = dict(GRID.scenarios[dataset][wildcards.scenario])
-        options["classes"] = dataset_config(dataset)["classes"]
+        options.setdefault("classes", dataset_config(dataset)["classes"])
         return cli_args(options)
 
     return args
@@ -172,4 +177,45 @@ def final_outputs():
             ext=["png", "pdf"],
         ),
         *expand(f"{RESULTS}/figures/paper_vs_ours.{{ext}}", ext=["png", "pdf"]),
+        *expand(f"{RESULTS}/tables/{{experiment}}.csv", experiment=GRID.experiments),
+        *[
+            f"{RESULTS}/figures/{name}_{kind}.{ext}"
+            for name, exp in GRID.experiments.items()
+            for kind in exp["figures"]
+            for ext in ("png", "pdf")
+        ],
     ]
+
+
+# ---------------------------------------------------------------- family helpers
+# (families.smk: each family's own table and its extra figures)
+
+FAMILY_CODE = package_sources("families.py", "embedding.py", "commands/ablations.py")
+
+
+def family(wildcards):
+    return GRID.experiments[wildcards.experiment]
+
+
+def diagnostics_inputs(wildcards):
+    return [
+        p for _, paths in diagnostics_series(family(wildcards), run_dir) for p in paths
+    ]
+
+
+def diagnostics_args(wildcards):
+    return " ".join(
+        "--series " + " ".join(shlex.quote(x) for x in [label, *paths])
+        for label, paths in diagnostics_series(family(wildcards), run_dir)
+    )
+
+
+def embedding_inputs(wildcards):
+    return [path for _, path in embedding_panels(family(wildcards), run_dir)]
+
+
+def embedding_args(wildcards):
+    return " ".join(
+        f"--panel {shlex.quote(title)} {shlex.quote(path)}"
+        for title, path in embedding_panels(family(wildcards), run_dir)
+    )

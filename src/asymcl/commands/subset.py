@@ -25,6 +25,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="class labels, majority first (default: fmnist 0 6, isic2018 MEL DF)")
     parser.add_argument("--ratio", metavar="R1:R2[:...]", help="class proportions, e.g. 98:2 (with --total)")
     parser.add_argument("--total", type=int, metavar="N", help="images in the scenario (with --ratio)")
+    parser.add_argument("--imbalance-factor", type=float, metavar="IF",
+                        help="long-tailed scenario (with --max-per-class): class k of K (in --classes order) "
+                        "gets round(max * IF^(-k/(K-1))) images, e.g. --classes 0 1 ... 9 --imbalance-factor 100")
+    parser.add_argument("--max-per-class", type=int, metavar="N",
+                        help="long-tailed scenario: images of the first (largest) class")
     parser.add_argument("--from-split", choices=["train", "test"], default="train",
                         help="official split to draw from (fmnist; default: train)")
     parser.add_argument("--group-by-lesion", action="store_true",
@@ -46,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
         rows = build_subset(
             args.dataset, args.raw, args.out, seed=args.seed, classes=classes, ratio=ratio,
             total=args.total, from_split=args.from_split, group_by_lesion=args.group_by_lesion,
-            test_fraction=args.test_fraction,
+            test_fraction=args.test_fraction, imbalance_factor=args.imbalance_factor,
+            max_per_class=args.max_per_class,
         )
     except (SplitError, FileNotFoundError, fmnist.IdxFormatError, isic.IsicFormatError) as err:
         raise UserError(str(err)) from err

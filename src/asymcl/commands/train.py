@@ -46,6 +46,19 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--keep-checkpoint", action="store_true", help="keep the stage-1 checkpoint after success")
     p.add_argument("--stop-after-epoch", type=int, default=None, metavar="N",
                    help="debug: stop after writing the stage-1 checkpoint of epoch N, as if killed")
+    abl = p.add_argument_group("ablations beyond the paper (defaults: the paper's setting)")
+    abl.add_argument("--views", type=int, default=1, metavar="V",
+                     help="independently augmented views per image in stage 1; the loss gets "
+                          "features [N, V, D] (default %(default)s, the paper)")
+    abl.add_argument("--batch-sampler", choices=["random", "balanced"], default="random",
+                     help="stage-1 batches: shuffled (the paper) or class-balanced, minority classes "
+                          "repeated (default %(default)s)")
+    abl.add_argument("--save-embeddings", action="store_true",
+                     help="write the test embeddings (encoder, projection) and labels to OUT/embeddings.npz")
+    abl.add_argument("--many-shot-threshold", type=int, default=100, metavar="N",
+                     help="> 2 classes: classes with more than N training images are many-shot (default %(default)s)")
+    abl.add_argument("--few-shot-threshold", type=int, default=20, metavar="N",
+                     help="> 2 classes: classes with fewer than N training images are few-shot (default %(default)s)")
 
 
 def _spec_from_args(args: argparse.Namespace):
@@ -55,6 +68,27 @@ def _spec_from_args(args: argparse.Namespace):
 
 
 def _run_train(args: argparse.Namespace) -> int:
+    """`asymcl train`: hand the run to the warm server when one is named, else run here.
+
+    The client path imports neither torch nor the engine (that start-up is what the warm
+    workers save); the server's worker calls `run_train_in_process` with these same args.
+    """
+    import os
+
+    from asymcl import worker
+
+    socket_path = os.environ.get(worker.SOCKET_ENV, "")
+    if socket_path:
+        rc = worker.submit(socket_path, "train", args)
+        if rc is not None:
+            return rc
+    else:
+        log.info("train: running in this process (%s unset)", worker.SOCKET_ENV)
+    return run_train_in_process(args)
+
+
+def run_train_in_process(args: argparse.Namespace) -> int:
+    """One run in this process (also what a warm worker executes for a client)."""
     from asymcl import models, train
 
     try:

@@ -11,6 +11,11 @@ with the largest fractional parts (ties to the earlier class). For two classes t
 ``n_maj = round_half_up(N maj / (maj + min))`` and ``n_min = N - n_maj``: 98:2 of 1000 gives
 980/20.
 
+Long-tailed counts (``--imbalance-factor IF --max-per-class n_max``, K classes in the given
+order, the CIFAR-LT convention): ``n_k = round_half_up(n_max * IF^(-k / (K - 1)))`` for
+``k = 0 .. K-1``, so the first class has ``n_max`` images and the last ``n_max / IF``
+(10 classes, n_max 600, IF 100: 600, 360, 216, 129, 77, 46, 28, 17, 10, 6).
+
 Test size per class is ``round_half_up(n_c * test_fraction)`` (980 -> 294, 20 -> 6 at 0.3);
 the rest is train. With lesion grouping, each class's lesions are shuffled and the first
 ``k`` lesions go to test, with ``k`` chosen so that their image count is closest to that
@@ -58,6 +63,23 @@ def scenario_counts(total: int, ratio: list[float]) -> list[int]:
     order = sorted(range(len(ratio)), key=lambda i: (-(shares[i] - counts[i]), i))
     for i in order[: total - sum(counts)]:
         counts[i] += 1
+    return counts
+
+
+def long_tail_counts(n_classes: int, max_per_class: int, imbalance_factor: float) -> list[int]:
+    """Exponentially decaying class sizes ``round_half_up(n_max * IF^(-k/(K-1)))``."""
+    if n_classes < 2:
+        raise SplitError(f"a long-tailed scenario needs at least 2 classes, got {n_classes}")
+    if not (isinstance(max_per_class, int) and max_per_class >= 1):
+        raise SplitError(f"--max-per-class must be a positive integer, got {max_per_class!r}")
+    if not (math.isfinite(imbalance_factor) and imbalance_factor >= 1):
+        raise SplitError(f"--imbalance-factor must be a number >= 1 (largest / smallest class), got {imbalance_factor!r}")
+    counts = [round_half_up(max_per_class * imbalance_factor ** (-k / (n_classes - 1))) for k in range(n_classes)]
+    if counts[-1] < 1:
+        raise SplitError(
+            f"--max-per-class {max_per_class} / --imbalance-factor {imbalance_factor:g} leaves the "
+            f"last class with {counts[-1]} images; raise --max-per-class"
+        )
     return counts
 
 
@@ -149,10 +171,21 @@ def make_subset(
     test_fraction: float = 0.3,
     group_by_lesion: bool = False,
     source: str = "the raw data",
+    imbalance_factor: float | None = None,
+    max_per_class: int | None = None,
 ) -> list[Row]:
-    """Draw a scenario and split it; returns unsorted manifest rows."""
+    """Draw a scenario and split it; returns unsorted manifest rows.
+
+    The scenario is ``ratio`` + ``total``, or ``imbalance_factor`` + ``max_per_class``
+    (long-tailed, see `long_tail_counts`), or neither (all images of the classes).
+    """
     if (ratio is None) != (total is None):
         raise SplitError("give --ratio and --total together, or neither (then all images of the classes are used)")
+    if (imbalance_factor is None) != (max_per_class is None):
+        raise SplitError("give --imbalance-factor and --max-per-class together (a long-tailed scenario)")
+    if imbalance_factor is not None and ratio is not None:
+        raise SplitError("--imbalance-factor/--max-per-class and --ratio/--total are two ways to size a "
+                         "scenario; give one of them")
     if group_by_lesion:
         missing = [c.id for c in candidates if c.label in classes and not c.group]
         if missing:
@@ -162,6 +195,8 @@ def make_subset(
             )
         check_lesion_labels(candidates)
     counts = scenario_counts(total, ratio) if ratio is not None and total is not None else None
+    if imbalance_factor is not None and max_per_class is not None:
+        counts = long_tail_counts(len(classes), max_per_class, imbalance_factor)
     rng = np.random.default_rng(seed)
     drawn = draw(candidates, classes, counts, rng, source)
     return stratified_split(drawn, test_fraction, rng, group_by_lesion)

@@ -45,13 +45,16 @@ def build_subset(
     from_split: str = "train",
     group_by_lesion: bool = False,
     test_fraction: float = 0.3,
+    imbalance_factor: float | None = None,
+    max_per_class: int | None = None,
 ) -> list[Row]:
     """Draw and split a scenario; write the subset folder; return the sorted manifest rows."""
     if dataset not in DATASETS:
         raise SplitError(f"dataset must be one of {DATASETS}, got {dataset!r}")
     classes = check_classes(dataset, classes or DEFAULT_CLASSES[dataset])
     raw_dir, out_dir = Path(raw_dir), Path(out_dir)
-    kwargs = dict(seed=seed, ratio=ratio, total=total, test_fraction=test_fraction, group_by_lesion=group_by_lesion)
+    kwargs = dict(seed=seed, ratio=ratio, total=total, test_fraction=test_fraction, group_by_lesion=group_by_lesion,
+                  imbalance_factor=imbalance_factor, max_per_class=max_per_class)
 
     if dataset == "fmnist":
         if group_by_lesion:

@@ -21,7 +21,8 @@ from asymcl.experiments import parse_cell_id
 
 IDENTITY = ["dataset", "scenario", "cell", "seed"]
 # Top-level scalar metrics copied as columns when present.
-SCALAR_METRICS = ["accuracy", "uwa", "roc_auc", "nan_steps", "n_train"]
+SCALAR_METRICS = ["accuracy", "uwa", "roc_auc", "nan_steps", "n_train",
+                  "many_shot_accuracy", "medium_shot_accuracy", "few_shot_accuracy"]
 
 
 class AggregateError(ValueError):
