@@ -1,0 +1,190 @@
+"""The workflow on a real SLURM cluster, through ``profiles/slurm``.
+
+A one-node cluster runs on localhost (`slurm_cluster.LocalSlurmCluster`: munged, slurmctld
+and slurmd with their own config, state and ports in a temporary folder; no accounting
+database, so the executor reads job states with ``squeue``). The test workflow
+(`workflow_runs.make_test_config`: the smoke settings on a small grid) is submitted with
+the project's profile plus the overrides a site would set for this cluster::
+
+    --slurm-no-account --slurm-status-command squeue      # no accounting database
+    --set-resources train:cpus_per_task=1                 # the node has 2 CPUs
+    --slurm-init-seconds-before-status-checks 1 --seconds-between-status-checks 2
+
+Training asks for ``gpu=0`` here (the smoke config's ``resources.train.gpu``), so it runs on
+a GPU-less node.
+
+First a faulty submission: a wrapper first on ``PATH`` (exported to the jobs) makes the
+cluster cancel one training job on its first attempt, like a node failure or preemption,
+and makes another training job fail every time. The job cancelled once is resubmitted and
+finishes; the always-failing one is retried, then reported, and ``--keep-going`` (the
+profile's setting) still finishes every other job. Then the same command without the fault
+finishes the DAG, and every result equals a plain local run's.
+
+Needs root and Debian's slurm-wlm and munge (CI installs them); skipped without them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from slurm_cluster import LocalSlurmCluster, missing_programs  # noqa: E402
+from workflow_runs import (  # noqa: E402
+    TEST_RUNS,
+    copy_project,
+    describe,
+    local_test_run,
+    metrics_without_runtime,
+    parse_job_stats,
+    project_env,
+    run,
+    shared_test_config,
+    snakemake_cmd,
+    snapshot,
+    tail,
+)
+
+pytestmark = [pytest.mark.slurm, pytest.mark.slow, pytest.mark.workflow]
+
+_missing = missing_programs()
+if _missing:
+    pytestmark.append(pytest.mark.skip(reason=f"SLURM programs not found: {', '.join(_missing)}"))
+elif os.geteuid() != 0:
+    pytestmark.append(pytest.mark.skip(reason="the local SLURM cluster runs its daemons as root"))
+try:
+    import snakemake_executor_plugin_slurm  # noqa: F401
+except ImportError:
+    pytestmark.append(pytest.mark.skip(reason="snakemake-executor-plugin-slurm is not installed"))
+
+SLURM_TIMEOUT = 900
+CANCELLED_ONCE = "fmnist/80-20/eta60_gamma0/seed0"
+ALWAYS_FAILS = "fmnist/80-20/eta0_gamma2/seed0"
+
+
+def slurm_cmd(config: Path) -> list[str]:
+    return snakemake_cmd(
+        "--workflow-profile", "profiles/slurm",
+        "--slurm-no-account",
+        "--slurm-status-command", "squeue",
+        "--slurm-init-seconds-before-status-checks", "1",
+        "--seconds-between-status-checks", "2",
+        "--set-resources", "train:cpus_per_task=1",
+        "--latency-wait", "10",
+        config=config,
+    )
+
+
+def fault_wrapper(folder: Path) -> Path:
+    """A folder whose ``asymcl`` injects the two faults, then runs the real one."""
+    real = shutil.which("asymcl")
+    assert real, "the asymcl command is not installed"
+    markers = folder / "markers"
+    markers.mkdir(parents=True)
+    script = folder / "bin" / "asymcl"
+    script.parent.mkdir()
+    script.write_text(f"""#!/bin/sh
+case "$*" in
+  *{CANCELLED_ONCE}*)
+    if mkdir "{markers}/cancelled" 2>/dev/null; then
+      echo "test fault: the cluster cancels job $SLURM_JOB_ID" >&2
+      scancel "$SLURM_JOB_ID"
+      sleep 60
+      exit 1
+    fi ;;
+  *{ALWAYS_FAILS}*)
+    echo "test fault: this run always fails" >&2
+    exit 1 ;;
+esac
+exec "{real}" "$@"
+""")
+    script.chmod(0o755)
+    return script.parent
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    c = LocalSlurmCluster(tmp_path_factory.mktemp("slurm"))
+    c.start()
+    try:
+        yield c
+    finally:
+        c.stop()
+
+
+@pytest.fixture(scope="module")
+def faulty_submission(cluster, tmp_path_factory):
+    """(project copy, config, env, completed process) of the submission with faults."""
+    config = shared_test_config(tmp_path_factory)
+    base = tmp_path_factory.mktemp("slurm-run")
+    workdir = copy_project(base / "project")
+    faults = fault_wrapper(base / "faults")
+    env = project_env(workdir, base=cluster.env)
+    env["PATH"] = f"{faults}{os.pathsep}{env['PATH']}"
+    proc = run(slurm_cmd(config), workdir, env, SLURM_TIMEOUT, check=False)
+    return workdir, config, project_env(workdir, base=cluster.env), proc
+
+
+def submissions(output: str, run_path: str) -> list[str]:
+    """SLURM job ids submitted for the train job of ``run_path``, from the executor's lines
+    'Job N has been submitted with SLURM jobid J (log: .../rule_train/<wildcards>/J.log)',
+    where <wildcards> is dataset_scenario_cell_seed (e.g. fmnist_80-20_eta60_gamma0_0)."""
+    dataset, scenario, cell, seed = run_path.split("/")
+    folder = f"rule_train/{dataset}_{scenario}_{cell}_{seed.removeprefix('seed')}/"
+    return re.findall(rf"submitted with SLURM jobid (\d+) \(log: [^)]*{re.escape(folder)}", output)
+
+
+@pytest.mark.reliability
+def test_cancelled_job_is_resubmitted_and_keep_going_finishes_the_rest(faulty_submission):
+    workdir, _, _, proc = faulty_submission
+    output = proc.stdout + proc.stderr
+    runs = workdir / "results" / "runs"
+    done = sorted(r for r in TEST_RUNS if (runs / r / "metrics.json").is_file())
+    assert done == sorted(r for r in TEST_RUNS if r != ALWAYS_FAILS), describe(proc, workdir)
+    assert proc.returncode != 0, "a job failed for good: snakemake must exit non-zero"
+
+    # The cancelled job: reported with its SLURM state, submitted again, then finished.
+    cancelled = submissions(output, CANCELLED_ONCE)
+    assert len(cancelled) == 2, f"expected 2 submissions of {CANCELLED_ONCE}: {cancelled}\n{tail(output, 80)}"
+    assert re.search(rf"SLURM-job '{cancelled[0]}' failed, SLURM status is: 'CANCELLED'", output), tail(output, 80)
+
+    # The always-failing job: retried (resources.train.retries = 1), then reported by
+    # name, while every independent job finished (--keep-going, the profile's default).
+    failing = submissions(output, ALWAYS_FAILS)
+    assert len(failing) == 2, f"expected 2 submissions of {ALWAYS_FAILS}: {failing}\n{tail(output, 80)}"
+    assert re.search(r"Error in rule train", output) and ALWAYS_FAILS.split("/")[2] in output
+    rule_log = workdir / "logs" / "train" / f"{ALWAYS_FAILS}.log"
+    assert "test fault: this run always fails" in rule_log.read_text()
+    assert not (workdir / "results" / "runs.csv").exists(), "aggregation needs every run"
+
+
+def comparable_runs(path: Path) -> pd.DataFrame:
+    """runs.csv without the columns that differ between identical runs (wall times)."""
+    frame = pd.read_csv(path)
+    volatile = [c for c in frame.columns if c.endswith("_s") or c in ("runtime", "device")]
+    return frame.drop(columns=volatile)
+
+
+def test_slurm_results_equal_a_local_run(faulty_submission, tmp_path_factory):
+    workdir, config, env, _ = faulty_submission
+    # The same command without the fault: only the failed run and what depends on it.
+    proc = run(slurm_cmd(config), workdir, env, SLURM_TIMEOUT)
+    jobs = parse_job_stats(proc.stdout + proc.stderr)
+    assert jobs.get("train") == 1, f"only the failed run should be trained again: {jobs}"
+
+    local, _ = local_test_run(tmp_path_factory)
+    theirs, ours = workdir / "results", local / "results"
+    pd.testing.assert_frame_equal(comparable_runs(theirs / "runs.csv"), comparable_runs(ours / "runs.csv"))
+    for run_path in TEST_RUNS:
+        metrics = Path("runs") / run_path / "metrics.json"
+        assert metrics_without_runtime(theirs / metrics) == metrics_without_runtime(ours / metrics), run_path
+    # Tables are computed from runs.csv: byte-identical.
+    assert snapshot(theirs / "tables") == snapshot(ours / "tables")
+    for figure in (ours / "figures").iterdir():
+        assert (theirs / "figures" / figure.name).stat().st_size > 0, figure.name
