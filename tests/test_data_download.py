@@ -165,6 +165,33 @@ def test_retries_exhausted_raise_and_leave_nothing(tmp_path):
     assert opener.calls == 3 and list(tmp_path.iterdir()) == []
 
 
+class ShortBodyOpener:
+    """An HTTP-like body that declares ``len(payload)`` bytes but, on the first ``short``
+    calls, ends early without an error (a dropped connection)."""
+
+    def __init__(self, payload: bytes, short: int):
+        self.payload, self.short, self.calls = payload, short, 0
+
+    def __call__(self, location: str):
+        self.calls += 1
+        body = self.payload[: len(self.payload) // 2] if self.calls <= self.short else self.payload
+        response = io.BytesIO(body)
+        response.headers = {"Content-Length": str(len(self.payload))}
+        return response
+
+
+def test_short_http_body_without_checksum_is_retried_not_stored(tmp_path):
+    payload = b"lesion_id,image_id\n" * 50
+    opener = ShortBodyOpener(payload, short=1)
+    dest = download.fetch("https://example.invalid/base", "meta.csv", tmp_path, retries=1, backoff=0.0, opener=opener)
+    assert opener.calls == 2 and dest.read_bytes() == payload
+
+    always_short = ShortBodyOpener(payload, short=99)
+    with pytest.raises(DownloadError, match="after 2 attempts"):
+        download.fetch("https://example.invalid/base", "m2.csv", tmp_path, retries=1, backoff=0.0, opener=always_short)
+    assert not (tmp_path / "m2.csv").exists()
+
+
 def test_missing_file_and_bad_checksum_are_not_retried(synth_dir, tmp_path):
     with pytest.raises(SourceNotFoundError, match="does not exist"):
         download.fetch(synth_dir.as_uri(), "absent.gz", tmp_path, retries=3, backoff=10.0)

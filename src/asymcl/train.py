@@ -425,7 +425,10 @@ def stage1_epoch(
     }
 
 
-def _check_nan_fraction(stage: str, nan_steps: int, steps: int, limit: float) -> None:
+def _check_nan_fraction(stage: str, history: list[dict], limit: float) -> tuple[int, int]:
+    """Total (steps, skipped NaN/inf steps) of a stage's epoch history; fail past ``limit``."""
+    steps = sum(r["steps"] for r in history)
+    nan_steps = sum(r["nan_steps"] for r in history)
     if steps and nan_steps / steps > limit:
         raise TooManyNonFiniteSteps(
             f"{stage}: {nan_steps} of {steps} steps ({100 * nan_steps / steps:.1f}%) had a NaN/inf "
@@ -433,6 +436,7 @@ def _check_nan_fraction(stage: str, nan_steps: int, steps: int, limit: float) ->
             f"{limit}); the run is unreliable. Check the loss settings (eta, gamma, temperature) "
             "or raise the threshold."
         )
+    return steps, nan_steps
 
 
 # --------------------------------------------------------------------------- progress
@@ -688,9 +692,7 @@ def _run(spec: RunSpec, ctx: DeviceContext, train: PackedSplit, test: PackedSpli
     finally:
         progress.close()
 
-    s1_steps = sum(r["steps"] for r in history)
-    s1_nan = sum(r["nan_steps"] for r in history)
-    _check_nan_fraction("stage 1", s1_nan, s1_steps, spec.max_nan_fraction)
+    s1_steps, s1_nan = _check_nan_fraction("stage 1", history, spec.max_nan_fraction)
 
     # Stage 2: frozen encoder (eval mode: BatchNorm uses its running statistics), features once.
     ctx.synchronize()
@@ -705,9 +707,7 @@ def _run(spec: RunSpec, ctx: DeviceContext, train: PackedSplit, test: PackedSpli
         head, history2 = train_linear_head(feats_train, train_targets, len(classes), spec, ctx, progress2)
     finally:
         progress2.close()
-    s2_steps = sum(r["steps"] for r in history2)
-    s2_nan = sum(r["nan_steps"] for r in history2)
-    _check_nan_fraction("stage 2", s2_nan, s2_steps, spec.max_nan_fraction)
+    s2_steps, s2_nan = _check_nan_fraction("stage 2", history2, spec.max_nan_fraction)
     ctx.synchronize()
     t3 = time.perf_counter()
 

@@ -186,11 +186,14 @@ def fetch(
 def _fetch_once(location: str, name: str, dest: Path, expected: Expected, opener: Opener) -> Path:
     hashes = {a: hashlib.new(a) for a in HASH_ALGORITHMS}
     with atomic_path(dest) as tmp:  # removed on any exception, renamed on success
+        received = 0
         with opener(location) as src, open(tmp, "wb") as out:
             while chunk := src.read(CHUNK):
+                received += len(chunk)
                 out.write(chunk)
                 for h in hashes.values():
                     h.update(chunk)
+            _check_length(src, received)
         bad = _mismatch({a: h.hexdigest() for a, h in hashes.items()}, expected)
         if bad is not None:
             algorithm, want, got = bad
@@ -198,6 +201,18 @@ def _fetch_once(location: str, name: str, dest: Path, expected: Expected, opener
         if not expected.items():
             log.warning("%s: no checksum given, stored unverified (sha256 %s)", name, hashes["sha256"].hexdigest())
     return dest
+
+
+def _check_length(src: BinaryIO, received: int) -> None:
+    """Fail (as a transient error, so it is retried) when an HTTP body ends early.
+
+    A connection dropped mid-body can end the chunked reads without an exception; without a
+    checksum (e.g. the ISIC metadata) the short file would otherwise be stored as complete.
+    """
+    headers = getattr(src, "headers", None)
+    declared = headers.get("Content-Length") if headers is not None else None
+    if declared is not None and declared.isdigit() and int(declared) != received:
+        raise http.client.IncompleteRead(b"", int(declared) - received)
 
 
 def _mismatch(actual: dict[str, str], expected: Expected) -> tuple[str, str, str] | None:
