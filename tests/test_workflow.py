@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,15 +15,10 @@ import yaml
 
 pytestmark = pytest.mark.workflow
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from workflow_runs import copy_project  # noqa: E402  (top-level outputs only: not src/asymcl/data)
+
 REPO = Path(__file__).resolve().parents[1]
-# Outputs and caches that never travel with a copy of the project.
-IGNORED = (".git", ".snakemake", "results", "data", "logs", "benchmarks", "__pycache__",
-           "*.egg-info", ".pytest_cache", "report.html", "bench", "docs")
-
-
-def copy_project(dest: Path) -> Path:
-    shutil.copytree(REPO, dest, ignore=shutil.ignore_patterns(*IGNORED))
-    return dest
 
 
 def snakemake(cwd: Path, *args: str, check: bool = True, timeout: int = 600) -> subprocess.CompletedProcess:

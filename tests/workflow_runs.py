@@ -32,7 +32,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # Never copied: version control, outputs, caches (top level only unless noted).
 _EXCLUDED_TOP = {
     ".git", "results", "data", "logs", "benchmarks", ".snakemake", ".pytest_cache",
-    ".benchmarks", "build", ".venv", ".whl", ".gl",
+    ".benchmarks", "build", ".venv", ".whl", ".gl", ".gpu-data", "report.html",
 }
 _EXCLUDED_ANYWHERE = {"__pycache__", ".ipynb_checkpoints"}
 
