@@ -193,26 +193,25 @@ def _fetch_once(location: str, name: str, dest: Path, expected: Expected, opener
                 out.write(chunk)
                 for h in hashes.values():
                     h.update(chunk)
-            _check_length(src, received)
+            declared = _declared_length(src)
         bad = _mismatch({a: h.hexdigest() for a, h in hashes.items()}, expected)
-        if bad is not None:
+        if bad is not None:  # with a checksum, a short body is reported (and not retried) as such
             algorithm, want, got = bad
             raise ChecksumError(name, algorithm, want, got, location)
+        if declared is not None and declared != received:
+            # Without a checksum (e.g. the ISIC metadata) a body cut short by a dropped
+            # connection ends the reads without an error: retry it instead of storing it.
+            raise http.client.IncompleteRead(b"", declared - received)
         if not expected.items():
             log.warning("%s: no checksum given, stored unverified (sha256 %s)", name, hashes["sha256"].hexdigest())
     return dest
 
 
-def _check_length(src: BinaryIO, received: int) -> None:
-    """Fail (as a transient error, so it is retried) when an HTTP body ends early.
-
-    A connection dropped mid-body can end the chunked reads without an exception; without a
-    checksum (e.g. the ISIC metadata) the short file would otherwise be stored as complete.
-    """
+def _declared_length(src: BinaryIO) -> int | None:
+    """The Content-Length an HTTP response announced (None for files and unknown lengths)."""
     headers = getattr(src, "headers", None)
     declared = headers.get("Content-Length") if headers is not None else None
-    if declared is not None and declared.isdigit() and int(declared) != received:
-        raise http.client.IncompleteRead(b"", int(declared) - received)
+    return int(declared) if declared is not None and declared.isdigit() else None
 
 
 def _mismatch(actual: dict[str, str], expected: Expected) -> tuple[str, str, str] | None:
