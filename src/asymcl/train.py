@@ -398,13 +398,9 @@ def stage1_epoch(
         loss = loss_fn(z.float(), y)
         steps += 1
         images += idx.numel() * views
-        optimizer.zero_grad(set_to_none=True)
-        # One host sync per step: the skip decision must precede the optimiser step.
-        if not bool(torch.isfinite(loss)):
+        if not _step_if_finite(loss, optimizer):
             nan_steps += 1
         else:
-            loss.backward()
-            optimizer.step()
             loss_sum += loss.detach()
             for key, value in _scalar_items(getattr(loss_fn, "last_diagnostics", None)).items():
                 diag_sums[key] = diag_sums.get(key, 0.0) + value
@@ -423,6 +419,20 @@ def stage1_epoch(
         "images": images,
         "diagnostics": diagnostics,
     }
+
+
+def _step_if_finite(loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> bool:
+    """Backward and optimiser step unless ``loss`` is NaN/inf; True when a step was taken.
+
+    A skipped step leaves the weights and the optimiser state untouched. One host sync per
+    step: the skip decision must precede the optimiser step.
+    """
+    optimizer.zero_grad(set_to_none=True)
+    if not bool(torch.isfinite(loss)):
+        return False
+    loss.backward()
+    optimizer.step()
+    return True
 
 
 def _check_nan_fraction(stage: str, history: list[dict], limit: float) -> tuple[int, int]:
@@ -570,12 +580,9 @@ def train_linear_head(
         for idx in _batches(feats.shape[0], spec.batch_size, gen, ctx.device):
             loss = loss_fn(head(feats.index_select(0, idx)), targets.index_select(0, idx))
             steps += 1
-            optimizer.zero_grad(set_to_none=True)
-            if not bool(torch.isfinite(loss)):
+            if not _step_if_finite(loss, optimizer):
                 nan_steps += 1
             else:
-                loss.backward()
-                optimizer.step()
                 loss_sum += loss.detach()
             if progress is not None:
                 progress.step()
