@@ -311,22 +311,33 @@ class AFCL(nn.Module):
         self._diag_state = (lab, pos_term.detach(), eta_term.detach())
         return loss
 
-    @property
-    def last_diagnostics(self) -> LossDiagnostics | None:
-        """Diagnostics of the latest call (None before the first)."""
+    def diagnostics_tensors(self) -> dict[str, torch.Tensor] | None:
+        """The latest call's diagnostics as 0-dim tensors on the loss's device (no sync).
+
+        Same fields as `LossDiagnostics`; a training loop can sum these over an epoch on the
+        device and read them once, instead of syncing every step through `last_diagnostics`.
+        """
         if self._diag_state is None:
             return None
         lab, pos_term, eta_term = self._diag_state
         n_pos = _same_label_counts(lab) - 1
-        stats = torch.stack(
-            [
-                (n_pos == 0).to(pos_term.dtype).mean(),
-                (n_pos == 1).to(pos_term.dtype).mean(),
-                pos_term,
-                eta_term,
-            ]
-        ).tolist()  # one device sync
-        return LossDiagnostics(lab.shape[0], *stats)
+        return {
+            "n_anchors": torch.tensor(lab.shape[0], device=lab.device),
+            "frac_no_positive": (n_pos == 0).to(pos_term.dtype).mean(),
+            "frac_one_positive": (n_pos == 1).to(pos_term.dtype).mean(),
+            "positive_term": pos_term,
+            "eta_term": eta_term,
+        }
+
+    @property
+    def last_diagnostics(self) -> LossDiagnostics | None:
+        """Diagnostics of the latest call (None before the first); reading syncs the device."""
+        tensors = self.diagnostics_tensors()
+        if tensors is None:
+            return None
+        n_anchors = int(tensors.pop("n_anchors"))
+        stats = torch.stack(list(tensors.values())).tolist()  # one device sync
+        return LossDiagnostics(n_anchors, *stats)
 
     def forward_with_diagnostics(self, features, labels) -> tuple[torch.Tensor, LossDiagnostics]:
         loss = self(features, labels)

@@ -335,6 +335,14 @@ def _batches(n: int, batch_size: int, generator: torch.Generator, device: torch.
 # --------------------------------------------------------------------------- stage 1
 
 
+def _batch_diagnostics(loss_fn: Any) -> Any:
+    """The loss's diagnostics of its latest batch, as device tensors when it offers them
+    (`AFCL.diagnostics_tensors`: summed on the device, no per-step host sync)."""
+    if hasattr(loss_fn, "diagnostics_tensors"):
+        return loss_fn.diagnostics_tensors()
+    return getattr(loss_fn, "last_diagnostics", None)
+
+
 def _scalar_items(diag: Any) -> dict[str, torch.Tensor | float]:
     """Numeric fields of the loss's per-batch diagnostics (a dataclass or a dict)."""
     if dataclasses.is_dataclass(diag) and not isinstance(diag, type):
@@ -344,7 +352,7 @@ def _scalar_items(diag: Any) -> dict[str, torch.Tensor | float]:
     out = {}
     for key, value in diag.items():
         if isinstance(value, torch.Tensor) and value.numel() == 1:
-            out[str(key)] = value.detach().float().reshape(())
+            out[str(key)] = value.detach().double().reshape(())  # float64, as python float sums
         elif isinstance(value, (int, float)) and not isinstance(value, bool):
             out[str(key)] = float(value)
     return out
@@ -402,7 +410,7 @@ def stage1_epoch(
             nan_steps += 1
         else:
             loss_sum += loss.detach()
-            for key, value in _scalar_items(getattr(loss_fn, "last_diagnostics", None)).items():
+            for key, value in _scalar_items(_batch_diagnostics(loss_fn)).items():
                 diag_sums[key] = diag_sums.get(key, 0.0) + value
         if on_step is not None:
             on_step()
