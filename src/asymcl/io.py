@@ -8,11 +8,12 @@ Snakemake) would mistake for a finished one.
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
 
 @contextlib.contextmanager
@@ -46,3 +47,33 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
     """Write ``obj`` as indented, key-sorted JSON (stable bytes for the same content)."""
     write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def write_csv_atomic(path: str | os.PathLike, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """Write ``header`` and ``rows`` as CSV with ``\\n`` line ends (stable bytes)."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def read_csv_rows(
+    path: str | os.PathLike,
+    header: Sequence[str],
+    missing_hint: str,
+    error: type[Exception] = ValueError,
+) -> list[list[str]]:
+    """The non-empty rows of a CSV whose first line must be exactly ``header``.
+
+    A missing file raises FileNotFoundError ending in ``missing_hint`` (what to run); a
+    different header raises ``error`` naming the file, the header found and the one expected.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist; {missing_hint}")
+    with open(path, newline="") as fh:
+        reader = csv.reader(fh)
+        found = next(reader, None)
+        if found != list(header):
+            raise error(f"{path}: header {found}, expected {','.join(header)}")
+        return [row for row in reader if row]

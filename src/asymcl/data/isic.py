@@ -28,7 +28,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from asymcl.io import atomic_path
+from asymcl.io import read_csv_rows, write_csv_atomic
 
 log = logging.getLogger(__name__)
 
@@ -171,20 +171,10 @@ def extract_classes(
 
 
 def write_labels(path: Path, rows: list[tuple[str, str, str]]) -> None:
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
-        writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(LABELS_HEADER)
-        writer.writerows(rows)
+    write_csv_atomic(path, LABELS_HEADER, rows)
 
 
 def read_labels(path: str | os.PathLike) -> list[tuple[str, str, str]]:
     """Rows ``(id, label, lesion_id)`` of a ``labels.csv`` written by `extract_classes`."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist; run `asymcl download isic2018` first")
-    with open(path, newline="") as fh:
-        reader = csv.reader(fh)
-        header = next(reader, None)
-        if header != LABELS_HEADER:
-            raise IsicFormatError(f"{path}: header {header}, expected {','.join(LABELS_HEADER)}")
-        return [tuple(row) for row in reader if row]  # type: ignore[misc]
+    rows = read_csv_rows(path, LABELS_HEADER, "run `asymcl download isic2018` first", IsicFormatError)
+    return [tuple(row) for row in rows]  # type: ignore[misc]

@@ -12,12 +12,10 @@ first appearance), which `asymcl resize` uses to assign packed targets.
 
 from __future__ import annotations
 
-import csv
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
-from asymcl.io import atomic_path
+from asymcl.io import read_csv_rows, write_csv_atomic
 
 HEADER = ["id", "label", "split"]
 SPLITS = ("train", "test")
@@ -40,22 +38,11 @@ def sort_rows(rows: list[Row], classes: list[str]) -> list[Row]:
 
 
 def write_manifest(path: str | os.PathLike, rows: list[Row], classes: list[str]) -> None:
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
-        writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(HEADER)
-        writer.writerows((r.id, r.label, r.split) for r in sort_rows(rows, classes))
+    write_csv_atomic(path, HEADER, ((r.id, r.label, r.split) for r in sort_rows(rows, classes)))
 
 
 def read_manifest(path: str | os.PathLike) -> list[Row]:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"manifest {path} does not exist; run `asymcl subset` first")
-    with open(path, newline="") as fh:
-        reader = csv.reader(fh)
-        header = next(reader, None)
-        if header != HEADER:
-            raise ValueError(f"{path}: header {header}, expected {','.join(HEADER)}")
-        rows = [Row(*row) for row in reader if row]
+    rows = [Row(*row) for row in read_csv_rows(path, HEADER, "run `asymcl subset` first")]
     bad = [r for r in rows if r.split not in SPLITS]
     if bad:
         raise ValueError(f"{path}: split must be one of {SPLITS}, got {bad[0].split!r} for id {bad[0].id}")
