@@ -133,6 +133,16 @@ def _best(means: list[float]) -> set[int]:
     return {i for i, m in enumerate(means) if m == top}
 
 
+def _row_frame(data: list, columns, index: list[tuple], names: list[str]) -> pd.DataFrame:
+    """A frame of ``data`` rows under a MultiIndex named ``names``; with no rows, an empty
+    frame whose index still carries the first name (so the LaTeX still has its header)."""
+    if not index:
+        frame = pd.DataFrame(columns=columns)
+        frame.index.name = names[0]
+        return frame
+    return pd.DataFrame(data, columns=columns, index=pd.MultiIndex.from_tuples(index, names=names))
+
+
 def to_latex(frame: pd.DataFrame, caption: str, label: str, longtable: bool = False) -> str:
     """Booktabs LaTeX of a frame of preformatted strings (no escaping: entries are LaTeX)."""
     styler = frame.style
@@ -228,12 +238,7 @@ def paired_latex(paired: pd.DataFrame, spec: dict) -> str:
                 index.append((name.replace("_", r"\_"), labels[sc["id"]], cell_label(exp, cell)))
                 data.append([entry(r) for r in rows] + [str(max(ns)) if ns else "0"])
     columns = [f"$\\Delta$ {metric_label(m)} [95\\% CI]" for m in metrics] + ["n"]
-    if not index:
-        frame = pd.DataFrame(columns=columns)
-        frame.index.name = "Experiment"
-    else:
-        frame = pd.DataFrame(data, columns=columns,
-                             index=pd.MultiIndex.from_tuples(index, names=["Experiment", "Scenario", "Loss"]))
+    frame = _row_frame(data, columns, index, ["Experiment", "Scenario", "Loss"])
     caption = (
         "Paired difference of each loss against its family's baseline (CL, $\\eta=\\gamma=0$) "
         "over seeds (same seed, same split): mean difference in points and the paired t 95\\% "
@@ -313,12 +318,7 @@ def comparison_latex(comparison: pd.DataFrame, spec: dict) -> str:
                     line.append(format_entry(r.ours_mean, r.ours_std, r.n, r.n))
                 data.append(line)
     columns = pd.MultiIndex.from_product([[metric_label(m) for m in metrics], ["paper", "ours"]])
-    if not index:
-        frame = pd.DataFrame(columns=columns)
-        frame.index.name = "Table"
-    else:
-        frame = pd.DataFrame(data, columns=columns,
-                             index=pd.MultiIndex.from_tuples(index, names=["Table", "Scenario", "Loss"]))
+    frame = _row_frame(data, columns, index, ["Table", "Scenario", "Loss"])
     caption = (
         "Published means (4 runs) against ours (mean $\\pm$ std over our seeds). "
         "$^{\\dagger}$ uncertain in the extracted paper text (Table 2, 60:40 and 65:35)."
