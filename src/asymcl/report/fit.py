@@ -72,11 +72,17 @@ def read_csv_checked(path: str | Path, required: list[str], what: str,
 
 
 def read_runs(path: str | Path, metrics: list[str]) -> pd.DataFrame:
-    return read_csv_checked(
+    frame = read_csv_checked(
         path, RUN_COLUMNS + ["eta", "gamma"] + list(metrics),
         "runs.csv as written by `asymcl aggregate`",
         dtype={"dataset": str, "scenario": str, "cell": str},
     )
+    dup = frame.duplicated(RUN_COLUMNS, keep=False)
+    if dup.any():
+        first = frame.loc[dup, RUN_COLUMNS].iloc[0].to_dict()
+        raise InputError(f"{path}: the run {first} is listed {int(dup.sum())} times; one row per "
+                         "run expected (rebuild it with `asymcl aggregate`)")
+    return frame
 
 
 def read_paper(path: str | Path) -> pd.DataFrame:
