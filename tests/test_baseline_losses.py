@@ -91,7 +91,9 @@ def naive_contrastive(rows, labels, tau, positives_of, weight_of):
 def naive_supcon(rows, labels, tau):
     y = [int(v) for v in labels]
     return naive_contrastive(
-        rows, y, tau,
+        rows,
+        y,
+        tau,
         lambda i: [j for j in range(len(y)) if j != i and y[j] == y[i]],
         lambda i, j: 1.0,
     )
@@ -106,7 +108,9 @@ def naive_class_averaged(rows, labels, tau):
         return sum(1 for k in range(m) if k != i and y[k] == y[j])
 
     return naive_contrastive(
-        rows, y, tau,
+        rows,
+        y,
+        tau,
         lambda i: [j for j in range(m) if j != i and y[j] == y[i]],
         lambda i, j: 1.0 / class_size_without_anchor(i, j),
     )
@@ -220,8 +224,12 @@ def test_classifier_losses_hand_computed_two_classes():
     assert weighted == pytest.approx((2 / 3 + 2) / 2 * math.log(2), rel=1e-14)
     # adjusted logits [log 3/4, log 1/4]: -log 3/4 and -log 1/4
     expected_la = (math.log(4 / 3) + math.log(4)) / 2
-    assert LogitAdjustedCrossEntropy(counts)(logits, targets).item() == pytest.approx(expected_la, rel=1e-14)
-    assert BalancedSoftmaxCrossEntropy(counts)(logits, targets).item() == pytest.approx(expected_la, rel=1e-14)
+    assert LogitAdjustedCrossEntropy(counts)(logits, targets).item() == pytest.approx(
+        expected_la, rel=1e-14
+    )
+    assert BalancedSoftmaxCrossEntropy(counts)(logits, targets).item() == pytest.approx(
+        expected_la, rel=1e-14
+    )
     # tau = 2: adjusted [2 log 3/4, 2 log 1/4] -> softmax [9/10, 1/10]
     la2 = LogitAdjustedCrossEntropy(counts, tau=2.0)(logits, targets).item()
     assert la2 == pytest.approx((math.log(10 / 9) + math.log(10)) / 2, rel=1e-14)
@@ -236,7 +244,9 @@ def test_weighted_ce_weights_are_sklearn_balanced_and_average_to_one():
     sk = compute_class_weight("balanced", classes=np.arange(4), y=labels)
     weights = WeightedCrossEntropy(counts).weights
     torch.testing.assert_close(weights, torch.tensor(sk, dtype=torch.float64), rtol=1e-14, atol=0)
-    assert float((weights * torch.tensor(counts, dtype=torch.float64)).sum() / sum(counts)) == pytest.approx(1.0)
+    assert float(
+        (weights * torch.tensor(counts, dtype=torch.float64)).sum() / sum(counts)
+    ) == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -248,8 +258,10 @@ def test_balanced_softmax_equals_logit_adjusted_tau_one(seed):
     # only the ratios matter: priors give the same loss as counts
     priors = [c / sum(counts) for c in counts]
     torch.testing.assert_close(
-        BalancedSoftmaxCrossEntropy(priors, reduction="none")(logits, targets), bs,
-        rtol=1e-12, atol=1e-13,
+        BalancedSoftmaxCrossEntropy(priors, reduction="none")(logits, targets),
+        bs,
+        rtol=1e-12,
+        atol=1e-13,
     )
     # and it is not plain CE on imbalanced counts
     assert not torch.allclose(bs, CrossEntropy(reduction="none")(logits, targets))
@@ -259,8 +271,12 @@ def test_weighted_ce_with_equal_counts_is_ce_and_other_reductions():
     logits, targets, _ = random_logits(3, c=5)
     ce = CrossEntropy(reduction="none")(logits, targets)
     torch.testing.assert_close(WeightedCrossEntropy([7] * 5, reduction="none")(logits, targets), ce)
-    torch.testing.assert_close(LogitAdjustedCrossEntropy([7] * 5, reduction="none")(logits, targets), ce)
-    torch.testing.assert_close(LogitAdjustedCrossEntropy([3, 1, 9, 2, 5], tau=0.0, reduction="none")(logits, targets), ce)
+    torch.testing.assert_close(
+        LogitAdjustedCrossEntropy([7] * 5, reduction="none")(logits, targets), ce
+    )
+    torch.testing.assert_close(
+        LogitAdjustedCrossEntropy([3, 1, 9, 2, 5], tau=0.0, reduction="none")(logits, targets), ce
+    )
     torch.testing.assert_close(FocalLoss(gamma=0.0, reduction="none")(logits, targets), ce)
     torch.testing.assert_close(ce, F.cross_entropy(logits, targets, reduction="none"))
     total = WeightedCrossEntropy([1, 2, 3, 4, 5], reduction="sum")(logits, targets)
@@ -364,7 +380,9 @@ def test_kcl_with_k_above_all_positives_is_supcon():
 
 def test_kcl_hand_computed_k0_two_samples_two_views():
     # rows z0 = (1, 0), z1 = (0, 1) [sample 0]; z2 = (-1, 0), z3 = (0, -1) [sample 1]; tau = 1
-    feats = torch.tensor([[[1.0, 0.0], [0.0, 1.0]], [[-1.0, 0.0], [0.0, -1.0]]], dtype=torch.float64)
+    feats = torch.tensor(
+        [[[1.0, 0.0], [0.0, 1.0]], [[-1.0, 0.0], [0.0, -1.0]]], dtype=torch.float64
+    )
     labels = torch.tensor([0, 0])
     # k = 0: the only positive of each row is its own other view, at dot product 0;
     # the other rows are at 0 and -1, so each anchor's loss is log(1 + 1 + e^-1)
@@ -449,10 +467,14 @@ def test_class_averaged_equal_class_sizes_is_between_shifted_supcons():
     assert supcon - math.log(8) < got < supcon - math.log(7)
 
 
-# --------------------------------------------------------------------------- both contrastive losses
+# ------------------------------------------------------------------- both contrastive losses
 CONTRASTIVE = {
-    "kcl": lambda tau: (lambda x, y: KCL(k=2, temperature=tau)(x, y, torch.Generator().manual_seed(0))),
-    "kcl-k0": lambda tau: (lambda x, y: KCL(k=0, temperature=tau)(x, y, torch.Generator().manual_seed(0))),
+    "kcl": lambda tau: (
+        lambda x, y: KCL(k=2, temperature=tau)(x, y, torch.Generator().manual_seed(0))
+    ),
+    "kcl-k0": lambda tau: (
+        lambda x, y: KCL(k=0, temperature=tau)(x, y, torch.Generator().manual_seed(0))
+    ),
     "class-averaged": lambda tau: ClassAveragedSupCon(tau),
 }
 
@@ -475,7 +497,9 @@ def test_contrastive_gradcheck_float64(name):
     labels = torch.tensor([0, 0, 0, 1, 1, 2])
     assert torch.autograd.gradcheck(lambda x: loss(x, labels), (feats.requires_grad_(),))
     views = F.normalize(torch.randn(4, 2, 3, generator=gen, dtype=torch.float64), dim=-1)
-    assert torch.autograd.gradcheck(lambda x: loss(x, torch.tensor([0, 1, 0, 2])), (views.requires_grad_(),))
+    assert torch.autograd.gradcheck(
+        lambda x: loss(x, torch.tensor([0, 1, 0, 2])), (views.requires_grad_(),)
+    )
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64])

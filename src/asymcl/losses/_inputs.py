@@ -69,7 +69,7 @@ def class_counts_tensor(class_counts, name: str = "class_counts") -> torch.Tenso
 
 
 def check_logits_targets(logits: torch.Tensor, targets: torch.Tensor, n_classes: int | None = None):
-    """Shapes of a classifier loss's inputs: logits [N, C] (C = n_classes when given), targets [N]."""
+    """Check a classifier loss's inputs: logits [N, C] (C = n_classes if given), targets [N]."""
     if not torch.is_tensor(logits) or not logits.is_floating_point():
         raise TypeError("logits must be a floating-point tensor [N, C]")
     if logits.dim() != 2:

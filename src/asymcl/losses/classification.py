@@ -78,8 +78,9 @@ class WeightedCrossEntropy(nn.Module):
 
     .. math::
 
-        w_c = \frac{n}{C\, n_c}, \qquad \ell_i = w_{y_i} \bigl(-\log \mathrm{softmax}(f_i)_{y_i}\bigr),
-        \qquad L = \frac{1}{N} \sum_{i=1}^N \ell_i \;(\text{reduction="mean"})
+        w_c = \frac{n}{C\, n_c}, \qquad
+        \ell_i = w_{y_i} \bigl(-\log \mathrm{softmax}(f_i)_{y_i}\bigr), \qquad
+        L = \frac{1}{N} \sum_{i=1}^N \ell_i \;(\text{reduction="mean"})
 
     with :math:`n = \sum_c n_c` the training-set size. Normalisation: :math:`\sum_c w_c n_c /
     n = 1`, i.e. the average weight over the training set is 1, so the loss has the scale of
