@@ -224,7 +224,8 @@ def test_publish_refuses_bad_input_and_leaves_nothing(tmp_path, case, setup, arg
     setup(root)
     before = state(root)
     result = run_cli(["publish", *args], cwd=root)
-    assert_input_error(result, *culprits)
+    line = assert_input_error(result, *culprits)
+    assert line.startswith("asymcl publish: error: "), line
     assert state(root) == before == {**before, "published": False, "dvc_file": False}
 
 

@@ -36,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--configfile", nargs="+", type=Path, default=[], metavar="FILE", help=CONFIG_HELP)
     p.add_argument("--dest", "--to", type=Path, default=Path("results/published"), metavar="DIR",
                    help="published folder (default: %(default)s)")
-    p.add_argument("--command", metavar="TEXT",
+    p.add_argument("--command", dest="record_command", metavar="TEXT",
                    help="the command that produced the results, for the record (default: unknown)")
     p.add_argument("--machine", metavar="TEXT",
                    help="the machine that ran it, for the record (default: this machine, detected)")
@@ -67,7 +67,7 @@ def run_publish(args: argparse.Namespace) -> int:
     if args.wall_time_s is not None and not (args.wall_time_s >= 0 and args.wall_time_s < float("inf")):
         raise lib.InputError(f"--wall-time-s {args.wall_time_s}: expected a finite number of seconds >= 0")
     done = lib.publish(
-        args.configfile, args.dest, command=args.command, machine=args.machine,
+        args.configfile, args.dest, command=args.record_command, machine=args.machine,
         wall_time_s=args.wall_time_s, dvc=not args.no_dvc, push=not (args.no_push or args.no_dvc),
         remote=args.remote,
     )
