@@ -75,6 +75,7 @@ from asymcl.augment import BatchAugment
 from asymcl.data.packed import PackedSplit, load_split
 from asymcl.evaluate import classification_metrics, shot_group_metrics
 from asymcl.io import atomic_path, write_json_atomic
+from asymcl.provenance import code_version
 from asymcl.sampling import SAMPLERS, balanced_batches
 
 log = logging.getLogger(__name__)
@@ -742,6 +743,7 @@ def _run(spec: RunSpec, ctx: DeviceContext, train: PackedSplit, test: PackedSpli
     if spec.save_embeddings:
         save_embeddings(out / EMBEDDINGS_FILE, model, feats_test, test, ctx)
     result = {
+        "code": code_version(),
         "format_version": METRICS_FORMAT,
         **metrics,
         "classes": classes,
