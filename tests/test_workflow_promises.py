@@ -29,7 +29,7 @@ from workflow_runs import copy_project, describe  # noqa: E402
 RUNS = ["results/smoke/runs/fmnist/80-20/eta0_gamma0/seed0",
         "results/smoke/runs/fmnist/80-20/eta60_gamma0/seed0"]
 # what rebuilding runs downstream of training (the report of one grid family)
-REPORT_JOBS = {"aggregate", "tables", "figure", "paper_figure", "all"}
+REPORT_JOBS = {"aggregate", "tables", "figure", "paper_figure", "family_table", "all"}
 
 
 def tiny_config(project: Path) -> dict:
@@ -131,7 +131,7 @@ def test_an_edit_to_the_split_code_reruns_the_subsets_and_their_runs(smoke):
         jobs = planned_jobs(dry_run(smoke))
     finally:
         tables.write_bytes(original)
-    assert set(jobs) == {"tables", "paper_figure", "all"}, jobs
+    assert set(jobs) == {"tables", "paper_figure", "family_table", "all"}, jobs
 
 
 @pytest.mark.slow

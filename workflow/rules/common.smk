@@ -54,7 +54,9 @@ USES_CONDA = _uses_conda()
 JOB_PYTHON = "python" if USES_CONDA else sys.executable
 os.environ.update(ASYMCL_WORKFLOW_SRC=str(WORKFLOW_SRC), ASYMCL_PYTHON=JOB_PYTHON)
 # `python -m` of this workflow's package (braces doubled: rule shell strings are formatted)
-_PYTHON_M = 'PYTHONPATH="$ASYMCL_WORKFLOW_SRC${{PYTHONPATH:+:$PYTHONPATH}}" "$ASYMCL_PYTHON" -m'
+_PYTHON_M = (
+    'PYTHONPATH="$ASYMCL_WORKFLOW_SRC${{PYTHONPATH:+:$PYTHONPATH}}" "$ASYMCL_PYTHON" -m'
+)
 
 
 def asymcl_shell(*commands):
@@ -132,7 +134,8 @@ wildcard_constraints:
 
 TRAIN_CODE = code_inputs("train")
 DATA_CODE = {
-    command: code_inputs(command) for command in ("synth", "download", "subset", "resize")
+    command: code_inputs(command)
+    for command in ("synth", "download", "subset", "resize")
 }
 # the content lists of raw folders (see rule download_fmnist)
 CONTENT_CODE = module_inputs("contentsums")
@@ -171,7 +174,11 @@ def download_checksums(dataset):
     the config's file; none for the built-in checksums)."""
 
     def checksums(wildcards, input):
-        path = input.sums if is_synthetic(dataset) else dataset_config(dataset).get("checksums")
+        path = (
+            input.sums
+            if is_synthetic(dataset)
+            else dataset_config(dataset).get("checksums")
+        )
         return cli_args({"checksums": path or None})
 
     return checksums
