@@ -782,6 +782,7 @@ def _run(spec: RunSpec, ctx: DeviceContext, train: PackedSplit, test: PackedSpli
     if spec.save_embeddings:
         save_embeddings(out / EMBEDDINGS_FILE, model, feats_test, test, ctx)
     result = {
+        "code": code_version(),
         "format_version": METRICS_FORMAT,
         **metrics,
         "classes": classes,
