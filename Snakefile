@@ -42,6 +42,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/families.smk"
+include: "workflow/rules/verdicts.smk"
 include: "workflow/rules/runner.smk"
 
 
@@ -58,6 +59,8 @@ localrules:
     family_table,
     diagnostics_figure,
     embedding_figure,
+    fit_to_paper,
+    claims,
 
 
 rule all:

@@ -278,6 +278,11 @@ def final_outputs():
             ext=["png", "pdf"],
         ),
         *expand(f"{RESULTS}/figures/paper_vs_ours.{{ext}}", ext=["png", "pdf"]),
+        *expand(
+            f"{RESULTS}/tables/fit_to_paper{{x}}", x=[".csv", ".tex", "_cells.csv"]
+        ),
+        *expand(f"{RESULTS}/figures/fit_to_paper.{{ext}}", ext=["png", "pdf"]),
+        *expand(f"{RESULTS}/tables/claims.{{ext}}", ext=["csv", "tex"]),
         *expand(f"{RESULTS}/tables/{{experiment}}.csv", experiment=GRID.experiments),
         *[
             f"{RESULTS}/figures/{name}_{kind}.{ext}"
