@@ -15,6 +15,7 @@ import sys
 
 import asymcl
 import asymcl.commands
+from asymcl.errors import InputError
 
 
 class UserError(Exception):
@@ -51,6 +52,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except UserError as err:
+    except (UserError, InputError) as err:
         print(f"asymcl {args.command}: error: {err}", file=sys.stderr)
         return 2
