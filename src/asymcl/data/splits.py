@@ -31,9 +31,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from asymcl.data.manifest import Row
+from asymcl.errors import InputError
 
 
-class SplitError(ValueError):
+class SplitError(InputError):
     """A scenario that cannot be drawn from the available images."""
 
 
