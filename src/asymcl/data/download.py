@@ -264,7 +264,13 @@ def _fetch_once(
                 # connection ends the reads without an error: retry it instead of storing it.
                 raise _SourceFailure() from http.client.IncompleteRead(b"", declared - received)
             if validate is not None:
-                validate(tmp, dest)
+                try:
+                    validate(tmp, dest)
+                except InputError as err:
+                    raise DownloadError(
+                        f"{err} ({name} from {location} matches its checksum but is malformed, so it "
+                        "was not kept; fix the mirror or the checksum list)"
+                    ) from None
             if not expected.items():
                 log.warning("%s: no checksum given, stored unverified (sha256 %s)", name, hashes["sha256"].hexdigest())
     except OSError as err:  # everything not wrapped by _from_source happened on the local side

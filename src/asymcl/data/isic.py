@@ -184,5 +184,10 @@ def write_labels(path: Path, rows: list[tuple[str, str, str]]) -> None:
 
 def read_labels(path: str | os.PathLike) -> list[tuple[str, str, str]]:
     """Rows ``(id, label, lesion_id)`` of a ``labels.csv`` written by `extract_classes`."""
-    rows = read_csv_rows(path, LABELS_HEADER, "run `asymcl download isic2018` first", IsicFormatError)
+    try:
+        rows = read_csv_rows(path, LABELS_HEADER, "run `asymcl download isic2018` first", IsicFormatError)
+    except FileNotFoundError as err:
+        raise IsicFormatError(str(err)) from None
+    except UnicodeDecodeError:
+        raise IsicFormatError(f"{path} is not a text CSV file; rerun `asymcl download isic2018`") from None
     return [tuple(row) for row in rows]  # type: ignore[misc]
