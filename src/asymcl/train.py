@@ -75,6 +75,7 @@ from asymcl.augment import BatchAugment
 from asymcl.data.packed import PackedSplit, load_split
 from asymcl.evaluate import classification_metrics, shot_group_metrics
 from asymcl.io import atomic_path, write_json_atomic
+from asymcl.provenance import code_version
 from asymcl.sampling import SAMPLERS, balanced_batches
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,9 @@ FEATURE_BATCH = 256
 
 ARCHS = tuple(models.FEATURE_DIMS)
 NORMALIZATIONS = ("reference", "paper")
+#: ``stable``: train on every batch (our loss is finite everywhere); ``released``: skip the
+#: steps on which the authors' released loss arithmetic is non-finite, as their code did.
+NAN_POLICIES = ("stable", "released")
 STAGE2_LOSSES = ("ce", "focal")
 
 
@@ -126,6 +130,11 @@ class RunSpec:
     hflip: bool = True
     device: str = "auto"
     max_nan_fraction: float = 0.05
+    #: Which stage-1 steps train: every one ("stable") or only those where the released loss
+    #: arithmetic is finite ("released", the authors' protocol; `asymcl.released_loss`).
+    nan_policy: str = "stable"
+    #: Seconds of stage-1 training between checkpoints (0: after every epoch).
+    checkpoint_every: float = 60.0
     num_threads: int | None = None
     compile: bool = False
     keep_checkpoint: bool = False
@@ -174,6 +183,13 @@ class RunSpec:
             raise bad("rotation", "degrees in [0, 180]")
         if not (0 <= self.max_nan_fraction <= 1):
             raise bad("max_nan_fraction", "a fraction in [0, 1]")
+        if self.nan_policy not in NAN_POLICIES:
+            raise bad("nan_policy", f"one of {list(NAN_POLICIES)}")
+        if self.nan_policy == "released" and self.views != 1:
+            raise bad("nan_policy", "stable when views > 1 (the released code is single-view)")
+        if not (isinstance(self.checkpoint_every, (int, float)) and math.isfinite(self.checkpoint_every)
+                and self.checkpoint_every >= 0):
+            raise bad("checkpoint_every", "seconds >= 0 (0: a checkpoint after every stage-1 epoch)")
         if self.num_threads is not None and not (isinstance(self.num_threads, int) and self.num_threads >= 1):
             raise bad("num_threads", "an integer >= 1 or null")
         if not (self.device in ("auto", "cpu", "cuda") or str(self.device).startswith("cuda:")):
@@ -202,7 +218,7 @@ class RunSpec:
     def stage1_identity(self) -> dict[str, Any]:
         """Settings a stage-1 checkpoint must share with the run that resumes it."""
         keys = ("eta", "gamma", "seed", "arch", "pretrained", "batch_size", "lr", "temperature",
-                "normalization", "rotation", "hflip", "views", "batch_sampler")
+                "normalization", "rotation", "hflip", "views", "batch_sampler", "nan_policy")
         return {k: getattr(self, k) for k in keys}
 
 
@@ -372,6 +388,7 @@ def stage1_epoch(
     on_step: Callable[[], None] | None = None,
     views: int = 1,
     sampler: str = "random",
+    skip_step: Callable[[torch.Tensor, torch.Tensor], bool] | None = None,
 ) -> dict[str, Any]:
     """One pass over the training set; returns the epoch's loss, step counts and diagnostics.
 
@@ -379,12 +396,14 @@ def stage1_epoch(
     views are drawn one after the other from ``aug_gen``), the ``views * B`` images go
     through the model in one forward pass, and the loss gets features ``[B, views, D]``.
     ``sampler``: ``"random"`` or ``"balanced"`` batches (`asymcl.sampling`); ``images``
-    counts the images that went through the model (views included).
+    counts the images that went through the model (views included). ``skip_step(z, y)``
+    returning True skips a step without training, counted in ``skipped_steps`` (the
+    ``released`` NaN policy).
     """
     model.train()
     loss_sum = torch.zeros((), device=ctx.device)
     diag_sums: dict[str, Any] = {}
-    steps = nan_steps = singletons = images = 0
+    steps = nan_steps = skipped = singletons = images = 0
     if sampler == "balanced":
         epoch_batches = [b.to(ctx.device) for b in balanced_batches(targets.cpu(), batch_size, shuffle_gen)]
     else:
@@ -403,9 +422,14 @@ def stage1_epoch(
         if views > 1:
             # rows are [view 0 of the batch; view 1; ...] -> [B, V, D], sample-major
             z = z.view(views, idx.numel(), -1).transpose(0, 1)
-        loss = loss_fn(z.float(), y)
         steps += 1
         images += idx.numel() * views
+        if skip_step is not None and skip_step(z.float(), y):
+            skipped += 1
+            if on_step is not None:
+                on_step()
+            continue
+        loss = loss_fn(z.float(), y)
         if not _step_if_finite(loss, optimizer):
             nan_steps += 1
         else:
@@ -414,7 +438,7 @@ def stage1_epoch(
                 diag_sums[key] = diag_sums.get(key, 0.0) + value
         if on_step is not None:
             on_step()
-    finite = steps - nan_steps
+    finite = steps - nan_steps - skipped
     diagnostics = {k: float(v) / finite for k, v in sorted(diag_sums.items())} if finite else {}
     if diagnostics.get("positive_term"):
         # The effective strength of eta over the epoch (ratio of the epoch means).
@@ -423,6 +447,7 @@ def stage1_epoch(
         "loss": float(loss_sum) / finite if finite else None,
         "steps": steps,
         "nan_steps": nan_steps,
+        "skipped_steps": skipped,
         "skipped_singletons": singletons,
         "images": images,
         "diagnostics": diagnostics,
@@ -661,9 +686,20 @@ def _run(spec: RunSpec, ctx: DeviceContext, train: PackedSplit, test: PackedSpli
         resumed_from = state["epoch"]
         log.info("%s: resuming stage 1 after epoch %d from %s", out, state["epoch"], ckpt_path)
 
+    skip_step = None
+    if spec.nan_policy == "released":
+        from asymcl.released_loss import released_step_fails
+
+        def skip_step(z: torch.Tensor, y: torch.Tensor) -> bool:
+            return released_step_fails(z, y, spec.eta, spec.gamma, spec.temperature)
+
     n_train = train_targets.shape[0]
     steps_per_epoch = math.ceil(n_train / spec.batch_size)
     timed_images, timed_s, epoch_rates, ckpt_s = 0, 0.0, [], 0.0
+    # Checkpoints by wall time, not per epoch: writing model + Adam state costs about a
+    # quarter second, as much as a whole FMNIST epoch on a GPU. A killed run loses at most
+    # `checkpoint_every` seconds of stage 1.
+    last_checkpoint = time.monotonic()
     progress = _Progress("stage 1", steps_per_epoch * max(0, spec.epochs1 - start_epoch + 1))
     try:
         for epoch in range(start_epoch, spec.epochs1 + 1):
@@ -672,7 +708,7 @@ def _run(spec: RunSpec, ctx: DeviceContext, train: PackedSplit, test: PackedSpli
             record = stage1_epoch(
                 step_model, loss_fn, optimizer, train_batches, train_targets, batch_size=spec.batch_size,
                 shuffle_gen=shuffle_gen, aug_gen=aug_gen, ctx=ctx, on_step=progress.step,
-                views=spec.views, sampler=spec.batch_sampler,
+                views=spec.views, sampler=spec.batch_sampler, skip_step=skip_step,
             )
             ctx.synchronize()
             dt = time.perf_counter() - t0
@@ -689,6 +725,9 @@ def _run(spec: RunSpec, ctx: DeviceContext, train: PackedSplit, test: PackedSpli
                     f"stage 1 epoch {epoch}: all {record['steps']} steps had a NaN/inf loss; stopping "
                     "(check the loss settings: eta, gamma, temperature)"
                 )
+            stop_now = spec.stop_after_epoch is not None and epoch >= spec.stop_after_epoch
+            if not stop_now and time.monotonic() - last_checkpoint < spec.checkpoint_every:
+                continue
             t1 = time.perf_counter()
             _save_checkpoint(ckpt_path, {
                 "epoch": epoch,
@@ -701,7 +740,8 @@ def _run(spec: RunSpec, ctx: DeviceContext, train: PackedSplit, test: PackedSpli
                 "history": history,
             })
             ckpt_s += time.perf_counter() - t1
-            if spec.stop_after_epoch is not None and epoch >= spec.stop_after_epoch:
+            last_checkpoint = time.monotonic()
+            if stop_now:
                 log.warning("%s: stopping after stage-1 epoch %d as asked (--stop-after-epoch)", out, epoch)
                 return None
     finally:
@@ -753,7 +793,9 @@ def _run(spec: RunSpec, ctx: DeviceContext, train: PackedSplit, test: PackedSpli
         "nan_steps_by_stage": {"stage1": s1_nan, "stage2": s2_nan},
         "steps_by_stage": {"stage1": s1_steps, "stage2": s2_steps},
         "stage1_skipped_singletons": sum(r["skipped_singletons"] for r in history),
+        "stage1_released_skipped_steps": sum(r.get("skipped_steps", 0) for r in history),
         "settings": spec.settings(),
+        "code": code_version(),
         "device_type": ctx.device.type,
         "stage1": {"epochs": history},
         "stage2": {"epochs": history2},

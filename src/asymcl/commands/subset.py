@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "subset",
-        help="draw a scenario (ratio, total) and a stratified train/test split",
+        help="draw a scenario (ratio, total) and a train/test split (stratified or random)",
         description="Write OUT/manifest.csv (id,label,split) and, for fmnist, packed OUT/train.pt "
         "and OUT/test.pt. Deterministic for a seed.",
     )
@@ -34,6 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="official split to draw from (fmnist; default: train)")
     parser.add_argument("--group-by-lesion", action="store_true",
                         help="isic2018: keep all images of a lesion in one split")
+    parser.add_argument("--split", choices=["stratified", "random"], default="stratified",
+                        help="stratified: each class split 70/30 (test mix fixed); random: a plain random "
+                        "split of the scenario's images, as the paper's numbers imply (default: stratified)")
     parser.add_argument("--test-fraction", type=float, default=0.3, help="test share per class (default: 0.3)")
     parser.add_argument("--image-size", type=int, metavar="PX",
                         help="fmnist: resize the packed images to PX x PX with the ISIC resize rule "
@@ -65,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         args.dataset, args.raw, args.out, seed=args.seed, classes=classes, ratio=ratio,
         total=args.total, from_split=args.from_split, group_by_lesion=args.group_by_lesion,
         test_fraction=args.test_fraction, imbalance_factor=args.imbalance_factor,
-        max_per_class=args.max_per_class, image_size=args.image_size,
+        max_per_class=args.max_per_class, image_size=args.image_size, split=args.split,
     )
     counts = Counter((r.split, r.label) for r in rows)
     log.info("subset %s -> %s: %s", args.dataset, args.out,

@@ -41,6 +41,12 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default %(default)s)")
     p.add_argument("--max-nan-fraction", type=float, default=0.05,
                    help="fail when more than this fraction of a stage's steps had a NaN/inf loss (default %(default)s)")
+    p.add_argument("--nan-policy", choices=["stable", "released"], default="stable",
+                   help="stable: train on every batch (our loss is finite everywhere); released: skip the "
+                        "stage-1 steps on which the authors' released loss arithmetic is NaN/inf, as their "
+                        "code did (counted in metrics.json; default %(default)s)")
+    p.add_argument("--checkpoint-every", type=float, default=60.0, metavar="SECONDS",
+                   help="stage-1 checkpoint at most this often (0: after every epoch; default %(default)s)")
     p.add_argument("--num-threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model on CUDA (off by default)")
     p.add_argument("--keep-checkpoint", action="store_true", help="keep the stage-1 checkpoint after success")

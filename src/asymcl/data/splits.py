@@ -16,8 +16,15 @@ order, the CIFAR-LT convention): ``n_k = round_half_up(n_max * IF^(-k / (K - 1))
 ``k = 0 .. K-1``, so the first class has ``n_max`` images and the last ``n_max / IF``
 (10 classes, n_max 600, IF 100: 600, 360, 216, 129, 77, 46, 28, 17, 10, 6).
 
-Test size per class is ``round_half_up(n_c * test_fraction)`` (980 -> 294, 20 -> 6 at 0.3);
-the rest is train. With lesion grouping, each class's lesions are shuffled and the first
+Splits (``split``). ``stratified`` (default): the test size per class is
+``round_half_up(n_c * test_fraction)`` (980 -> 294, 20 -> 6 at 0.3); the rest is train.
+``random``: the drawn images of all classes are pooled (in class order, each class in its
+drawn order), permuted with the same generator, and the first
+``round_half_up(N * test_fraction)`` go to test, as scikit-learn's ``train_test_split``
+without ``stratify`` does; so the test set's class mix varies from seed to seed (at 98:2 of
+1000: 6 minority test images on average, anywhere from about 1 to 12), which is what the
+paper's published numbers imply (DESIGN.md section 3). A random split that leaves a class
+without training or test images fails (at 98:2 that has probability below 0.1%). With lesion grouping, each class's lesions are shuffled and the first
 ``k`` lesions go to test, with ``k`` chosen so that their image count is closest to that
 target (ties to fewer images), so no lesion is in both splits.
 """
@@ -32,6 +39,10 @@ import numpy as np
 
 from asymcl.data.manifest import Row
 from asymcl.errors import InputError
+
+
+#: Train/test split methods (`make_subset`'s ``split``); the first is the default.
+SPLIT_METHODS = ("stratified", "random")
 
 
 class SplitError(InputError):
@@ -143,6 +154,25 @@ def stratified_split(
     return rows
 
 
+def random_split(drawn: dict[str, list[Candidate]], test_fraction: float, rng: np.random.Generator) -> list[Row]:
+    """Pool every drawn image and split them at random, not per class (see module doc)."""
+    if not 0.0 < test_fraction < 1.0:
+        raise SplitError(f"test fraction must lie strictly between 0 and 1, got {test_fraction}")
+    pooled = [(label, c) for label, items in drawn.items() for c in items]
+    target = round_half_up(len(pooled) * test_fraction)
+    test_positions = set(rng.permutation(len(pooled))[:target].tolist())
+    rows = [Row(c.id, label, "test" if i in test_positions else "train") for i, (label, c) in enumerate(pooled)]
+    for label in drawn:
+        for split in ("train", "test"):
+            if not any(r.label == label and r.split == split for r in rows):
+                raise SplitError(
+                    f"the random split left class {label} with no {split} images "
+                    f"({len(drawn[label])} drawn, test fraction {test_fraction}); use --split stratified, "
+                    "a larger scenario, or another seed"
+                )
+    return rows
+
+
 def _grouped_test_ids(items: list[Candidate], target: int, rng: np.random.Generator) -> set[str]:
     groups: dict[str, list[str]] = defaultdict(list)
     for c in items:
@@ -174,8 +204,9 @@ def make_subset(
     source: str = "the raw data",
     imbalance_factor: float | None = None,
     max_per_class: int | None = None,
+    split: str = "stratified",
 ) -> list[Row]:
-    """Draw a scenario and split it; returns unsorted manifest rows.
+    """Draw a scenario and split it (``split``: stratified or random); returns unsorted manifest rows.
 
     The scenario is ``ratio`` + ``total``, or ``imbalance_factor`` + ``max_per_class``
     (long-tailed, see `long_tail_counts`), or neither (all images of the classes).
@@ -187,6 +218,10 @@ def make_subset(
     if imbalance_factor is not None and ratio is not None:
         raise SplitError("--imbalance-factor/--max-per-class and --ratio/--total are two ways to size a "
                          "scenario; give one of them")
+    if split not in SPLIT_METHODS:
+        raise SplitError(f"--split must be one of {list(SPLIT_METHODS)}, got {split!r}")
+    if split == "random" and group_by_lesion:
+        raise SplitError("--split random pools single images; it does not combine with --group-by-lesion")
     if group_by_lesion:
         missing = [c.id for c in candidates if c.label in classes and not c.group]
         if missing:
@@ -200,4 +235,6 @@ def make_subset(
         counts = long_tail_counts(len(classes), max_per_class, imbalance_factor)
     rng = np.random.default_rng(seed)
     drawn = draw(candidates, classes, counts, rng, source)
+    if split == "random":
+        return random_split(drawn, test_fraction, rng)
     return stratified_split(drawn, test_fraction, rng, group_by_lesion)

@@ -51,6 +51,7 @@ def build_subset(
     imbalance_factor: float | None = None,
     max_per_class: int | None = None,
     image_size: int | None = None,
+    split: str = "stratified",
 ) -> list[Row]:
     """Draw and split a scenario; write the subset folder; return the sorted manifest rows.
 
@@ -68,7 +69,7 @@ def build_subset(
     classes = check_classes(dataset, classes or DEFAULT_CLASSES[dataset])
     raw_dir, out_dir = Path(raw_dir), Path(out_dir)
     kwargs = dict(seed=seed, ratio=ratio, total=total, test_fraction=test_fraction, group_by_lesion=group_by_lesion,
-                  imbalance_factor=imbalance_factor, max_per_class=max_per_class)
+                  imbalance_factor=imbalance_factor, max_per_class=max_per_class, split=split)
 
     if dataset == "fmnist":
         if group_by_lesion:
