@@ -20,6 +20,8 @@ This module is pure standard library: the Snakefile imports it at parse time (no
 
 from __future__ import annotations
 
+from asymcl.errors import InputError
+
 import re
 import shlex
 from dataclasses import dataclass
@@ -46,7 +48,7 @@ RESERVED_NAMES = {"summary", "paired", "paper_comparison", "paper_vs_ours", "run
 _ID_SAFE = re.compile(r"^[A-Za-z0-9.+-]+$")
 
 
-class GridError(ValueError):
+class GridError(InputError):
     """The config describes an inconsistent grid (a message for people, naming the key)."""
 
 
