@@ -143,6 +143,8 @@ class Grid:
         return sorted({(r.dataset, r.scenario, r.seed) for r in self.runs})
 
 
+# Long on purpose: one pass that checks every cross-reference in the order a reader meets it
+# in the config file (split up, the checks would need the whole partial state passed around).
 def build_grid(config: dict[str, Any]) -> Grid:
     """Expand ``config['experiments']`` into runs; check cross-references the schema cannot."""
     datasets = config.get("datasets", {})
