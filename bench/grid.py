@@ -256,7 +256,7 @@ def startup_costs(reps: int = 3) -> dict:
     return {
         "reps": reps,
         "python_s": wall([py, "-c", "pass"]),
-        "engine_imports_s": wall([py, "-c", "import torch, torchvision, sklearn.metrics, asymcl.train"]),
+        "engine_imports_s": wall([py, "-c", "import torch, torchvision, sklearn.metrics, asymcl.engine.run"]),
         "client_cli_s": wall([py, "-c", "from asymcl.cli import build_parser; build_parser()"]),
     }
 

@@ -1,6 +1,6 @@
 """Stage-1 throughput of the real engine against the bare model train-step ceiling.
 
-engine:  `asymcl.train.stage1_epoch` on synthetic packed uint8 data held on the device
+engine:  `asymcl.engine.stage1.stage1_epoch` on synthetic packed uint8 data held on the device
          (index gather, float conversion, on-device rotation/flip, grey->RGB, normalisation,
          AFCL, NaN check with its per-step host sync, Adam), one epoch = --steps batches.
 ceiling: the same encoder + projection head, a float batch already on the device and
@@ -27,7 +27,9 @@ import torch
 from asymcl import models
 from asymcl.augment import BatchAugment
 from asymcl.losses import AFCL
-from asymcl.train import BatchMaker, DeviceContext, resolve_device, stage1_epoch
+from asymcl.engine.batches import BatchMaker
+from asymcl.engine.device import DeviceContext, resolve_device
+from asymcl.engine.stage1 import stage1_epoch
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -15,7 +15,6 @@ import pytest
 import torch
 
 import asymcl.losses
-from asymcl import train as engine
 from asymcl.cli import main
 from asymcl.data.packed import load_split
 from asymcl.data.splits import SplitError, long_tail_counts, make_subset, Candidate

@@ -11,7 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from asymcl import train as engine
+from asymcl.engine import checkpoints
+from asymcl.engine.batches import BatchMaker
+from asymcl.engine.checkpoints import CHECKPOINT_FILE
+from asymcl.engine.device import DeviceContext
+from asymcl.engine.stage1 import stage1_epoch
 from asymcl.cli import main
 from asymcl.data.splits import Candidate, SplitError, make_subset
 from asymcl.losses import AFCL
@@ -82,13 +86,13 @@ def _pairs_setup():
     generic features, and a last batch of two, where it is not (the only other sample has
     p = 1, and the released code takes log(1 - p) = -inf on every entry before masking)."""
     torch.manual_seed(0)
-    ctx = engine.DeviceContext.for_device(torch.device("cpu"))
+    ctx = DeviceContext.for_device(torch.device("cpu"))
     data = _patterns(17, 1, 28, 0)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 28 * 28, 8))
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     kw = dict(batch_size=3, shuffle_gen=torch.Generator().manual_seed(0),
               aug_gen=torch.Generator().manual_seed(1), ctx=ctx)
-    return model, opt, engine.BatchMaker(data.images, ctx), data.targets, kw
+    return model, opt, BatchMaker(data.images, ctx), data.targets, kw
 
 
 def test_released_policy_skips_exactly_the_steps_where_the_released_formula_is_not_finite():
@@ -108,7 +112,7 @@ def test_released_policy_skips_exactly_the_steps_where_the_released_formula_is_n
         trained.append(y.clone())
         return loss(torch.nn.functional.normalize(z), y)
 
-    rec = engine.stage1_epoch(model, loss_fn, opt, batches, targets, skip_step=skip, **kw)
+    rec = stage1_epoch(model, loss_fn, opt, batches, targets, skip_step=skip, **kw)
     independent = [not bool(torch.isfinite(released_afcl(z, y, eta, gamma, tau))) for z, y, _ in seen]
     assert [d for _, _, d in seen] == independent
     assert 0 < sum(independent) < len(independent)    # both kinds of batch occurred
@@ -121,7 +125,7 @@ def test_released_policy_skips_exactly_the_steps_where_the_released_formula_is_n
 def test_released_policy_step_leaves_the_weights_alone():
     model, opt, batches, targets, kw = _pairs_setup()
     before = [p.detach().clone() for p in model.parameters()]
-    rec = engine.stage1_epoch(model, lambda z, y: z.sum(), opt, batches, targets,
+    rec = stage1_epoch(model, lambda z, y: z.sum(), opt, batches, targets,
                               skip_step=lambda z, y: True, **kw)
     assert (rec["steps"], rec["skipped_steps"], rec["loss"]) == (6, 6, None)
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters())) and not opt.state
@@ -145,8 +149,8 @@ def test_released_policy_end_to_end_counts_skips_in_metrics(tmp_path):
 @pytest.mark.parametrize("every, expected", [("0", 3), ("1000000", 0)])
 def test_checkpoints_follow_wall_time_not_epochs(tmp_path, monkeypatch, every, expected):
     writes = []
-    real = engine._save_checkpoint
-    monkeypatch.setattr(engine, "_save_checkpoint", lambda path, state: (writes.append(state["epoch"]), real(path, state)))
+    real = checkpoints.save_checkpoint
+    monkeypatch.setattr(checkpoints, "save_checkpoint", lambda path, state: (writes.append(state["epoch"]), real(path, state)))
     data = _subset(tmp_path / "d", 32, 16)
     argv = ["train", "--data", str(data), "--out", str(tmp_path / "r"), "--eta", "0", "--gamma", "0", "--seed", "0",
             "--epochs1", "3", "--epochs2", "1", *FAST, "--checkpoint-every", every]
@@ -159,4 +163,4 @@ def test_stop_after_epoch_always_writes_its_checkpoint(tmp_path):
     argv = ["train", "--data", str(data), "--out", str(tmp_path / "r"), "--eta", "0", "--gamma", "0", "--seed", "0",
             "--epochs1", "3", "--epochs2", "1", *FAST, "--checkpoint-every", "1000000", "--stop-after-epoch", "2"]
     assert main(argv) == 3
-    assert (tmp_path / "r" / engine.CHECKPOINT_FILE).exists()
+    assert (tmp_path / "r" / CHECKPOINT_FILE).exists()

@@ -305,7 +305,7 @@ class _NaNOnCalls:
 
 
 def _spec(data: Path, out: Path, max_nan_fraction: float):
-    from asymcl.train import RunSpec
+    from asymcl.engine.spec import RunSpec
 
     return RunSpec(data=str(data), out=str(out), eta=0.0, gamma=0.0, seed=0, epochs1=2,
                    epochs2=1, pretrained="none", batch_size=8, device="cpu", num_threads=1,
@@ -315,7 +315,7 @@ def _spec(data: Path, out: Path, max_nan_fraction: float):
 @pytest.mark.slow
 def test_nan_steps_are_counted_and_fail_past_the_threshold(fmnist_subset, tmp_path, monkeypatch):
     import asymcl.losses
-    from asymcl import train
+    from asymcl.engine import run as train, steps
 
     # 35 train images, batch 8: 5 stage-1 steps per epoch, 10 in all; steps 2 and 7 are NaN.
     poison = _NaNOnCalls(asymcl.losses.AFCL, {2, 7})
@@ -331,7 +331,7 @@ def test_nan_steps_are_counted_and_fail_past_the_threshold(fmnist_subset, tmp_pa
     # The same 20% with a 15% threshold: the run fails, naming the counts and the option.
     poison = _NaNOnCalls(asymcl.losses.AFCL.loss_cls, {2, 7})
     monkeypatch.setattr(asymcl.losses, "AFCL", poison)
-    with pytest.raises(train.TooManyNonFiniteSteps) as err:
+    with pytest.raises(steps.TooManyNonFiniteSteps) as err:
         train.run(_spec(fmnist_subset, tmp_path / "fail", max_nan_fraction=0.15))
     message = str(err.value)
     assert "2 of 10 steps" in message and "max-nan-fraction" in message, message

@@ -11,7 +11,13 @@ import pytest
 import torch
 
 import asymcl.losses
-from asymcl import train as engine
+from asymcl.engine.batches import IMAGENET_MEAN, IMAGENET_STD, BatchMaker
+from asymcl.engine.checkpoints import CHECKPOINT_FILE
+from asymcl.engine.device import DeviceContext
+from asymcl.engine.run import run
+from asymcl.engine.spec import RunSpec
+from asymcl.engine.stage1 import stage1_epoch
+from asymcl.engine.steps import TooManyNonFiniteSteps
 from asymcl.cli import main
 from asymcl.data.packed import PackedSplit, save_split
 
@@ -81,7 +87,7 @@ def test_metrics_contents(reference):
     assert rt["throughput"]["stage1_images_per_s"] > 0
     assert rt["peak_memory"]["bytes"] > 0 and rt["torch"] == torch.__version__
     # the checkpoint is cleaned up after success
-    assert not (reference / engine.CHECKPOINT_FILE).exists()
+    assert not (reference / CHECKPOINT_FILE).exists()
 
 
 def test_same_seed_same_metrics(fm, reference, tmp_path):
@@ -92,7 +98,7 @@ def test_same_seed_same_metrics(fm, reference, tmp_path):
 def test_resume_after_a_kill_gives_the_same_metrics(fm, reference, tmp_path):
     out = tmp_path / "resumed"
     assert _train(fm, out, "--stop-after-epoch", "1") == 3
-    assert (out / engine.CHECKPOINT_FILE).exists() and not (out / "metrics.json").exists()
+    assert (out / CHECKPOINT_FILE).exists() and not (out / "metrics.json").exists()
     assert _train(fm, out) == 0
     assert json.loads((out / "metrics.json").read_text())["runtime"]["resumed_from_epoch"] == 1
     assert _stable(out / "metrics.json") == _stable(reference / "metrics.json")
@@ -104,17 +110,15 @@ def test_resume_refuses_a_checkpoint_from_other_settings(fm, tmp_path, capsys):
     argv = ["train", "--data", str(fm), "--out", str(out), "--eta", "0", "--gamma", "1", "--seed", "3", *FAST]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert "eta: checkpoint 60.0 vs now 0.0" in err and engine.CHECKPOINT_FILE in err
+    assert "eta: checkpoint 60.0 vs now 0.0" in err and CHECKPOINT_FILE in err
 
 
 class _NaNOnCalls(asymcl.losses.AFCL):
     """AFCL that returns NaN on chosen (1-based) calls."""
 
-    nan_calls: set[int] = set()
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.calls = 0
+    def __init__(self, nan_calls: set[int], **kwargs):
+        super().__init__(**kwargs)
+        self.nan_calls, self.calls = nan_calls, 0
 
     def forward(self, features, labels):
         self.calls += 1
@@ -122,29 +126,33 @@ class _NaNOnCalls(asymcl.losses.AFCL):
         return loss * float("nan") if self.calls in self.nan_calls else loss
 
 
-def test_nan_steps_are_counted_and_the_threshold_fails_the_run(fm, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(asymcl.losses, "AFCL", _NaNOnCalls)
-    monkeypatch.setattr(_NaNOnCalls, "nan_calls", {2})
+def test_nan_steps_are_counted_and_the_threshold_fails_the_run(fm, tmp_path):
+    # The loss is passed in: AFCL(eta 60, gamma 1) with NaN on call 2.
     # batch 16 -> 4 steps in one epoch, one NaN: 25 %
-    args = ["--batch-size", "16"]
-    assert _train(fm, tmp_path / "ok", *args, "--max-nan-fraction", "0.3", epochs1=1, epochs2=1) == 0
+    def spec(out, **kw):
+        return RunSpec(data=str(fm), out=str(out), eta=60.0, gamma=1.0, seed=3, epochs1=1, epochs2=1,
+                       pretrained="none", batch_size=16, num_threads=1, device="cpu", **kw)
+
+    loss = _NaNOnCalls({2}, eta=60.0, gamma=1.0)
+    assert run(spec(tmp_path / "ok", max_nan_fraction=0.3), loss=loss) is not None
+    assert loss.calls == 4
     m = json.loads((tmp_path / "ok" / "metrics.json").read_text())
     assert m["nan_steps"] == 1 and m["nan_steps_by_stage"]["stage1"] == 1
     assert m["stage1"]["epochs"][0]["steps"] == 4 and m["stage1"]["epochs"][0]["nan_steps"] == 1
 
-    assert _train(fm, tmp_path / "bad", *args, epochs1=1, epochs2=1) == 1
-    err = capsys.readouterr().err
-    assert "1 of 4 steps (25.0%)" in err and "--max-nan-fraction 0.05" in err
+    with pytest.raises(TooManyNonFiniteSteps) as err:
+        run(spec(tmp_path / "bad"), loss=_NaNOnCalls({2}, eta=60.0, gamma=1.0))
+    assert "1 of 4 steps (25.0%)" in str(err.value) and "--max-nan-fraction 0.05" in str(err.value)
     assert not (tmp_path / "bad" / "metrics.json").exists()
 
 
 def _tiny_setup(n: int):
     torch.manual_seed(0)
-    ctx = engine.DeviceContext.for_device(torch.device("cpu"))
+    ctx = DeviceContext.for_device(torch.device("cpu"))
     data = _patterns(n, 1, 28, 0)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 28 * 28, 8))
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    batches = engine.BatchMaker(data.images, ctx)
+    batches = BatchMaker(data.images, ctx)
     kw = dict(batch_size=32, shuffle_gen=torch.Generator().manual_seed(0),
               aug_gen=torch.Generator().manual_seed(1), ctx=ctx)
     return model, opt, batches, data.targets, kw
@@ -153,22 +161,22 @@ def _tiny_setup(n: int):
 def test_nan_step_makes_no_update_and_singleton_batch_is_skipped():
     model, opt, batches, targets, kw = _tiny_setup(65)  # batches of 32, 32 and 1
     before = [p.detach().clone() for p in model.parameters()]
-    rec = engine.stage1_epoch(model, lambda z, y: z.sum() * float("nan"), opt, batches, targets, **kw)
+    rec = stage1_epoch(model, lambda z, y: z.sum() * float("nan"), opt, batches, targets, **kw)
     assert (rec["steps"], rec["nan_steps"], rec["skipped_singletons"], rec["loss"]) == (2, 2, 1, None)
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
     assert not opt.state  # Adam never stepped
 
     loss = asymcl.losses.AFCL()
-    rec = engine.stage1_epoch(model, lambda z, y: loss(torch.nn.functional.normalize(z), y), opt, batches, targets, **kw)
+    rec = stage1_epoch(model, lambda z, y: loss(torch.nn.functional.normalize(z), y), opt, batches, targets, **kw)
     assert (rec["steps"], rec["nan_steps"], rec["images"]) == (2, 0, 64)
     assert not all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
 
 
 def test_batch_maker_replicates_grey_and_normalises():
-    ctx = engine.DeviceContext.for_device(torch.device("cpu"))
+    ctx = DeviceContext.for_device(torch.device("cpu"))
     images = torch.full((2, 1, 4, 4), 255, dtype=torch.uint8)
-    x = engine.BatchMaker(images, ctx)(torch.tensor([0, 1]))
-    mean, std = torch.tensor(engine.IMAGENET_MEAN), torch.tensor(engine.IMAGENET_STD)
+    x = BatchMaker(images, ctx)(torch.tensor([0, 1]))
+    mean, std = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
     assert x.shape == (2, 3, 4, 4)
     torch.testing.assert_close(x[0, :, 0, 0], (1 - mean) / std)
 

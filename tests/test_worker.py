@@ -29,7 +29,7 @@ CLIENT = """
 import json, sys
 from asymcl.cli import main
 rc = main(sys.argv[1:])
-heavy = sorted(m for m in ("torch", "torchvision", "sklearn", "numpy", "asymcl.train") if m in sys.modules)
+heavy = sorted(m for m in ("torch", "torchvision", "sklearn", "numpy", "asymcl.engine.run") if m in sys.modules)
 print(json.dumps({"rc": rc, "heavy": heavy}))
 """
 

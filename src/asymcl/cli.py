@@ -12,17 +12,20 @@ import importlib
 import logging
 import pkgutil
 import sys
+import traceback
 
 import asymcl
 import asymcl.commands
 from asymcl.errors import InputError
 
+#: Exit statuses of `main` beyond the commands' own (0 done, 1 failed, 3 stopped).
+EXIT_INPUT_ERROR = 2
+EXIT_BUG = 1
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
 
-class UserError(Exception):
-    """An error caused by input the user controls (paths, values, config).
 
-    Its message is shown without a traceback and the process exits with status 2.
-    """
+class UserError(InputError):
+    """Kept for older callers: the same as `asymcl.errors.InputError`."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,8 +53,18 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    # The one place errors become exit statuses: bad input is one line (status 2), Ctrl-C
+    # one line (130), anything else is a bug in asymcl and keeps its traceback (1).
     try:
         return int(args.func(args) or 0)
-    except (UserError, InputError) as err:
+    except InputError as err:
         print(f"asymcl {args.command}: error: {err}", file=sys.stderr)
-        return 2
+        return EXIT_INPUT_ERROR
+    except KeyboardInterrupt:
+        print(f"asymcl {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception:
+        traceback.print_exc()
+        print(f"asymcl {args.command}: this is a bug in asymcl (an unexpected {sys.exc_info()[0].__name__}); "
+              "please report it with the traceback above", file=sys.stderr)
+        return EXIT_BUG

@@ -15,6 +15,8 @@ eta-term and positive-term of the loss with their ratio (the effective strength 
 
 from __future__ import annotations
 
+from asymcl.errors import InputError
+
 import json
 from pathlib import Path
 from typing import Sequence
@@ -27,14 +29,14 @@ SPACES = ("projection", "encoder")
 def load_embeddings(path: str | Path, space: str = "projection") -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(features [n, d], labels [n], class names) from an ``embeddings.npz``."""
     if space not in SPACES:
-        raise ValueError(f"space must be one of {SPACES}, got {space!r}")
+        raise InputError(f"space must be one of {SPACES}, got {space!r}")
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: train the run with --save-embeddings")
+        raise InputError(f"{path} not found: train the run with --save-embeddings")
     with np.load(path) as z:
         missing = [k for k in (space, "labels", "classes") if k not in z.files]
         if missing:
-            raise ValueError(f"{path}: missing array(s) {missing}; expected an asymcl embeddings.npz")
+            raise InputError(f"{path}: missing array(s) {missing}; expected an asymcl embeddings.npz")
         return z[space].astype(np.float64), z["labels"].astype(np.int64), [str(c) for c in z["classes"]]
 
 
@@ -43,7 +45,7 @@ def pca_2d(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.decomposition import PCA
 
     if features.ndim != 2 or features.shape[0] < 2:
-        raise ValueError(f"need features [n >= 2, d], got {features.shape}")
+        raise InputError(f"need features [n >= 2, d], got {features.shape}")
     k = min(2, features.shape[1], features.shape[0])
     pca = PCA(n_components=k, svd_solver="full")
     coords = pca.fit_transform(features)
@@ -61,7 +63,7 @@ def embedding_figure(panels: Sequence[tuple[str, str | Path]], outs: Sequence[st
     import matplotlib.pyplot as plt
 
     if not panels:
-        raise ValueError("no embeddings given")
+        raise InputError("no embeddings given")
     columns = columns or min(len(panels), 2)
     rows = -(-len(panels) // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.8 * rows), squeeze=False)
@@ -146,3 +148,16 @@ def _save(fig, outs: Sequence[str | Path]) -> None:
             fig.savefig(tmp, format=out.suffix.lstrip(".") or "png", dpi=150,
                         metadata={"CreationDate": None} if out.suffix == ".pdf" else None)
     plt.close(fig)
+
+
+def series_from_args(items: Sequence[Sequence[str]]) -> list[tuple[str, list[str]]]:
+    """``--series LABEL METRICS...`` groups as (label, metrics files); each file must exist."""
+    series = []
+    for item in items:
+        if len(item) < 2:
+            raise InputError(f"--series {list(item)}: give a label and at least one metrics.json")
+        missing = [p for p in item[1:] if not Path(p).is_file()]
+        if missing:
+            raise InputError(f"--series {item[0]!r}: {missing[0]} does not exist")
+        series.append((item[0], list(item[1:])))
+    return series

@@ -20,6 +20,8 @@ This module is pure standard library: the Snakefile imports it at parse time (no
 
 from __future__ import annotations
 
+from asymcl.errors import InputError
+
 import re
 import shlex
 from dataclasses import dataclass
@@ -47,7 +49,7 @@ RESERVED_NAMES = {"summary", "paired", "paper_comparison", "paper_vs_ours", "run
 _ID_SAFE = re.compile(r"^[A-Za-z0-9.+-]+$")
 
 
-class GridError(ValueError):
+class GridError(InputError):
     """The config describes an inconsistent grid (a message for people, naming the key)."""
 
 
@@ -142,6 +144,8 @@ class Grid:
         return sorted({(r.dataset, r.scenario, r.seed) for r in self.runs})
 
 
+# Long on purpose: one pass that checks every cross-reference in the order a reader meets it
+# in the config file (split up, the checks would need the whole partial state passed around).
 def build_grid(config: dict[str, Any]) -> Grid:
     """Expand ``config['experiments']`` into runs; check cross-references the schema cannot."""
     datasets = config.get("datasets", {})

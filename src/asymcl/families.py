@@ -102,3 +102,26 @@ def embedding_panels(exp: dict[str, Any], run_dir) -> list[tuple[str, str]]:
         for sc in exp["scenarios"]
         for cell in exp["cells"]
     ]
+
+
+def write_family_table(spec_path, summary_path, paired_path, experiment: str, out) -> None:
+    """`asymcl family-table`: read experiments.json, summary.csv and paired.csv, write one
+    family's table as CSV (atomically)."""
+    import json
+
+    import pandas as pd
+
+    from asymcl.errors import InputError
+    from asymcl.io import write_text_atomic
+
+    try:
+        spec = json.loads(open(spec_path).read())
+        summary = pd.read_csv(summary_path, dtype={"scenario": str, "cell": str})
+        paired = pd.read_csv(paired_path, dtype={"scenario": str, "cell": str})
+    except (OSError, ValueError) as err:
+        raise InputError(f"cannot read the inputs of family-table: {err}") from None
+    experiments = spec.get("experiments", {})
+    if experiment not in experiments:
+        raise InputError(f"{spec_path}: no experiment {experiment!r} (known: {', '.join(sorted(experiments))})")
+    table = family_table(experiments[experiment], summary, paired)
+    write_text_atomic(out, table.to_csv(index=False, float_format="%.6g"))

@@ -4,7 +4,7 @@
   identity, so it maps an image ``[N, 3, H, W]`` to the pooled features ``[N, 512]`` or
   ``[N, 2048]``. The stock ImageNet stem (7x7 stride-2 convolution + max-pool) is kept for
   every image size, as the paper's released code does; grey 28 px FMNIST images are
-  replicated to three channels by the caller (`asymcl.train`), so ImageNet weights apply
+  replicated to three channels by the caller (`asymcl.engine.batches`), so ImageNet weights apply
   unchanged.
 - Projection head (stage 1): ``Linear(d, d) -> ReLU -> Linear(d, 128)`` followed by L2
   normalisation, ``z = g(h) / ||g(h)||_2`` (d = 512 for ResNet-18, 2048 for ResNet-50).
@@ -17,6 +17,8 @@ entries; loaded with ``weights_only=True`` and checked strictly against the enco
 """
 
 from __future__ import annotations
+
+from asymcl.errors import InputError
 
 import os
 from pathlib import Path
@@ -31,7 +33,7 @@ FEATURE_DIMS = {"resnet18": 512, "resnet50": 2048}
 PROJECTION_DIM = 128
 
 
-class PretrainedWeightsError(RuntimeError):
+class PretrainedWeightsError(InputError, RuntimeError):
     """Pretrained weights were asked for but could not be obtained or do not fit."""
 
 

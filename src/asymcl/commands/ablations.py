@@ -6,8 +6,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from asymcl.cli import UserError
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     fam = subparsers.add_parser(
@@ -49,45 +47,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _run_embedding(args: argparse.Namespace) -> int:
     from asymcl.embedding import embedding_figure
 
-    try:
-        embedding_figure([(t, p) for t, p in args.panel], args.out, space=args.space, columns=args.columns)
-    except (FileNotFoundError, ValueError) as err:
-        raise UserError(str(err)) from None
+    embedding_figure([(t, p) for t, p in args.panel], args.out, space=args.space, columns=args.columns)
     return 0
 
 
 def _run_diagnostics(args: argparse.Namespace) -> int:
-    from asymcl.embedding import diagnostics_figure
+    from asymcl.embedding import diagnostics_figure, series_from_args
 
-    series = []
-    for item in args.series:
-        if len(item) < 2:
-            raise UserError(f"--series {item}: give a label and at least one metrics.json")
-        missing = [p for p in item[1:] if not Path(p).is_file()]
-        if missing:
-            raise UserError(f"--series {item[0]!r}: {missing[0]} does not exist")
-        series.append((item[0], item[1:]))
-    diagnostics_figure(series, args.out)
+    diagnostics_figure(series_from_args(args.series), args.out)
     return 0
 
 
 def _run_family_table(args: argparse.Namespace) -> int:
-    import json
+    from asymcl.families import write_family_table
 
-    import pandas as pd
-
-    from asymcl.families import family_table
-    from asymcl.io import write_text_atomic
-
-    try:
-        spec = json.loads(args.spec.read_text())
-        summary = pd.read_csv(args.summary, dtype={"scenario": str, "cell": str})
-        paired = pd.read_csv(args.paired, dtype={"scenario": str, "cell": str})
-    except (OSError, ValueError) as err:
-        raise UserError(f"cannot read the inputs of family-table: {err}") from None
-    experiments = spec.get("experiments", {})
-    if args.experiment not in experiments:
-        raise UserError(f"{args.spec}: no experiment {args.experiment!r} (known: {', '.join(sorted(experiments))})")
-    table = family_table(experiments[args.experiment], summary, paired)
-    write_text_atomic(args.out, table.to_csv(index=False, float_format="%.6g"))
+    write_family_table(args.spec, args.summary, args.paired, args.experiment, args.out)
     return 0

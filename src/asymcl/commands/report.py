@@ -4,11 +4,8 @@ tables and figures (the workflow's report rules call these)."""
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
-
-from asymcl.cli import UserError
 
 log = logging.getLogger(__name__)
 
@@ -52,40 +49,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fig.set_defaults(func=run_figure)
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UserError(f"{path} does not exist") from None
-    except json.JSONDecodeError as err:
-        raise UserError(f"{path} is not valid JSON: {err}") from None
-
-
-def _read_runs(path: Path):
-    import pandas as pd
-
-    try:
-        return pd.read_csv(path, dtype={"scenario": str, "cell": str, "dataset": str})
-    except FileNotFoundError:
-        raise UserError(f"{path} does not exist; run `asymcl aggregate` first") from None
-
-
-def _spec(path: Path) -> dict:
-    spec = _read_json(path)
-    if "experiments" not in spec:
-        raise UserError(f"{path}: expected an object with an 'experiments' mapping")
-    return spec
-
-
 def run_aggregate(args: argparse.Namespace) -> int:
     from asymcl.io import atomic_path
-    from asymcl.report.aggregate import AggregateError, collect
+    from asymcl.report.aggregate import collect
+    from asymcl.report.tables import read_spec
 
-    spec = _spec(args.spec) if args.spec else None
-    try:
-        frame = collect(args.metrics, spec)
-    except AggregateError as err:
-        raise UserError(str(err)) from None
+    frame = collect(args.metrics, read_spec(args.spec) if args.spec else None)
     with atomic_path(args.out) as tmp:
         frame.to_csv(tmp, index=False)
     log.info("%d runs -> %s", len(frame), args.out)
@@ -93,31 +62,9 @@ def run_aggregate(args: argparse.Namespace) -> int:
 
 
 def run_tables(args: argparse.Namespace) -> int:
-    import pandas as pd
+    from asymcl.report.tables import write_tables
 
-    from asymcl.io import atomic_path, write_text_atomic
-    from asymcl.report import tables
-
-    runs = _read_runs(args.runs)
-    spec = _spec(args.spec)
-    metrics = list(dict.fromkeys(m for e in spec["experiments"].values() for m in e["metrics"]))
-    missing = [m for m in metrics if m not in runs.columns]
-    if missing:
-        raise UserError(f"{args.runs} has no column {', '.join(missing)} (asked for by the experiments' table.metrics)")
-    out = args.out
-    summary = tables.summary_table(runs, metrics)
-    for name, exp in spec["experiments"].items():
-        write_text_atomic(out / f"{name}.tex", tables.experiment_latex(exp, summary))
-    paired = tables.paired_table(spec, runs)
-    paper = tables.read_paper_results(args.paper) if args.paper else pd.DataFrame(
-        columns=["table", "dataset", "scenario", "eta", "gamma", "metric", "value", "uncertain"])
-    comparison = tables.paper_comparison(spec, summary, paper)
-    for frame, name in ((summary, "summary.csv"), (paired, "paired.csv"), (comparison, "paper_comparison.csv")):
-        with atomic_path(out / name) as tmp:
-            frame.to_csv(tmp, index=False, float_format="%.4f")
-    write_text_atomic(out / "paired.tex", tables.paired_latex(paired, spec))
-    write_text_atomic(out / "paper_comparison.tex", tables.comparison_latex(comparison, spec))
-    log.info("tables of %s -> %s", ", ".join(spec["experiments"]), out)
+    write_tables(args.runs, args.spec, args.paper, args.out)
     return 0
 
 
@@ -125,18 +72,7 @@ def run_figure(args: argparse.Namespace) -> int:
     from asymcl.report import figures
 
     if args.comparison:
-        import pandas as pd
-
-        if not args.comparison.is_file():
-            raise UserError(f"{args.comparison} does not exist; run `asymcl tables` first")
-        comparison = pd.read_csv(args.comparison, dtype={"scenario": str})
-        figures.paper_figure(comparison, args.out)
-        return 0
-    if not (args.runs and args.spec):
-        raise UserError("--experiment needs --runs and --spec")
-    spec = _spec(args.spec)
-    if args.experiment not in spec["experiments"]:
-        raise UserError(f"{args.spec} has no experiment {args.experiment!r} "
-                        f"(has: {', '.join(spec['experiments'])})")
-    figures.experiment_figure(spec["experiments"][args.experiment], _read_runs(args.runs), args.out)
+        figures.comparison_figure_from_file(args.comparison, args.out)
+    else:
+        figures.experiment_figure_from_files(args.experiment, args.runs, args.spec, args.out)
     return 0

@@ -1,21 +1,15 @@
-"""`asymcl worker serve|stop|status`: the warm run server (see `asymcl.worker`)."""
+"""`asymcl worker serve|stop|status`: the warm run server (see `asymcl.worker.server`)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 
-from asymcl.cli import UserError
-
 
 def _serve(args: argparse.Namespace) -> int:
-    from asymcl.worker import Server, WorkerError
+    from asymcl.worker.server import Server
 
-    try:
-        server = Server(args.socket, args.slots, device=args.device, parent_pid=args.parent_pid)
-        server.serve()
-    except (ValueError, WorkerError) as err:
-        raise UserError(str(err)) from None
+    Server(args.socket, args.slots, device=args.device, parent_pid=args.parent_pid).serve()
     return 0
 
 

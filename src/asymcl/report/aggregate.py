@@ -9,6 +9,8 @@ inside metrics.json is checked against it (eta, gamma, seed) and adds the run de
 
 from __future__ import annotations
 
+from asymcl.errors import InputError
+
 import json
 import math
 import re
@@ -26,7 +28,7 @@ SCALAR_METRICS = ["accuracy", "uwa", "roc_auc", "nan_steps", "n_train",
                   "many_shot_accuracy", "medium_shot_accuracy", "few_shot_accuracy"]
 
 
-class AggregateError(ValueError):
+class AggregateError(InputError):
     pass
 
 

@@ -17,9 +17,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from asymcl.errors import InputError  # noqa: E402
 from asymcl.io import atomic_path  # noqa: E402
 from asymcl.report.stats import summarize  # noqa: E402
-from asymcl.report.tables import SETTING_SYMBOLS, cell_label, metric_label  # noqa: E402
+from asymcl.report.tables import SETTING_SYMBOLS, cell_label, metric_label, read_runs, read_spec  # noqa: E402
 
 
 def _save(fig, paths) -> None:
@@ -121,3 +122,21 @@ def paper_figure(comparison: pd.DataFrame, paths) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, frameon=False)
     _save(fig, paths)
+
+
+def comparison_figure_from_file(comparison_csv: Path, paths) -> None:
+    """`asymcl figure --comparison`: the paper-vs-ours figure from paper_comparison.csv."""
+    if not Path(comparison_csv).is_file():
+        raise InputError(f"{comparison_csv} does not exist; run `asymcl tables` first")
+    paper_figure(pd.read_csv(comparison_csv, dtype={"scenario": str}), paths)
+
+
+def experiment_figure_from_files(experiment: str, runs_csv: Path | None, spec_json: Path | None, paths) -> None:
+    """`asymcl figure --experiment`: one experiment's figure from the runs CSV and experiments.json."""
+    if not (runs_csv and spec_json):
+        raise InputError("--experiment needs --runs and --spec")
+    spec = read_spec(spec_json)
+    if experiment not in spec["experiments"]:
+        raise InputError(f"{spec_json} has no experiment {experiment!r} "
+                         f"(has: {', '.join(spec['experiments'])})")
+    experiment_figure(spec["experiments"][experiment], read_runs(runs_csv), paths)

@@ -14,10 +14,15 @@ runs than the experiment has seeds shows its own n. The best mean of a row (grid
 
 from __future__ import annotations
 
+import json
+import logging
 import math
+from pathlib import Path
 
 import pandas as pd
 
+from asymcl.errors import InputError
+from asymcl.io import atomic_path, write_text_atomic
 from asymcl.report.stats import paired_difference, summarize
 
 METRIC_LABELS = {"accuracy": "Accuracy", "uwa": "UWA", "roc_auc": "ROC-AUC"}
@@ -324,3 +329,55 @@ def comparison_latex(comparison: pd.DataFrame, spec: dict) -> str:
         "$^{\\dagger}$ uncertain in the extracted paper text (Table 2, 60:40 and 65:35)."
     )
     return _header("paper_comparison") + to_latex(frame, caption, "tab:paper-comparison", longtable=True)
+
+
+# --------------------------------------------------------------------------- files
+
+
+def read_json(path: Path) -> dict:
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise InputError(f"{path} does not exist") from None
+    except json.JSONDecodeError as err:
+        raise InputError(f"{path} is not valid JSON: {err}") from None
+
+
+def read_runs(path: Path) -> pd.DataFrame:
+    """The runs CSV of `asymcl aggregate` (identity columns as text)."""
+    try:
+        return pd.read_csv(path, dtype={"scenario": str, "cell": str, "dataset": str})
+    except FileNotFoundError:
+        raise InputError(f"{path} does not exist; run `asymcl aggregate` first") from None
+
+
+def read_spec(path: Path) -> dict:
+    """The workflow's experiments.json."""
+    spec = read_json(path)
+    if "experiments" not in spec:
+        raise InputError(f"{path}: expected an object with an 'experiments' mapping")
+    return spec
+
+
+def write_tables(runs_path: Path, spec_path: Path, paper_path: Path | None, out: Path) -> None:
+    """Every table of `asymcl tables`: OUT/<experiment>.tex, summary.csv, paired.csv|.tex and
+    paper_comparison.csv|.tex."""
+    runs = read_runs(runs_path)
+    spec = read_spec(spec_path)
+    metrics = list(dict.fromkeys(m for e in spec["experiments"].values() for m in e["metrics"]))
+    missing = [m for m in metrics if m not in runs.columns]
+    if missing:
+        raise InputError(f"{runs_path} has no column {', '.join(missing)} (asked for by the experiments' table.metrics)")
+    summary = summary_table(runs, metrics)
+    for name, exp in spec["experiments"].items():
+        write_text_atomic(out / f"{name}.tex", experiment_latex(exp, summary))
+    paired = paired_table(spec, runs)
+    paper = read_paper_results(paper_path) if paper_path else pd.DataFrame(
+        columns=["table", "dataset", "scenario", "eta", "gamma", "metric", "value", "uncertain"])
+    comparison = paper_comparison(spec, summary, paper)
+    for frame, name in ((summary, "summary.csv"), (paired, "paired.csv"), (comparison, "paper_comparison.csv")):
+        with atomic_path(out / name) as tmp:
+            frame.to_csv(tmp, index=False, float_format="%.4f")
+    write_text_atomic(out / "paired.tex", paired_latex(paired, spec))
+    write_text_atomic(out / "paper_comparison.tex", comparison_latex(comparison, spec))
+    logging.getLogger(__name__).info("tables of %s -> %s", ", ".join(spec["experiments"]), out)

@@ -1,0 +1,237 @@
+"""`RunSpec`: every setting of one training run, defined once (importable without torch).
+
+Each field carries its command-line flag, help text, choices and bounds in its dataclass
+metadata; `add_run_options` builds the ``asymcl train`` options from them, `RunSpec.validate`
+checks a spec against them, and tests/test_settings.py ties them to the workflow's config
+schema (``$defs.training``). Defaults are the paper's FMNIST setup.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from asymcl.errors import InputError
+
+#: Encoders (`asymcl.models.FEATURE_DIMS`; a test checks they agree).
+ARCHS = ("resnet18", "resnet50")
+NORMALIZATIONS = ("reference", "paper")
+#: ``stable``: train on every batch (our loss is finite everywhere); ``released``: skip the
+#: steps on which the authors' released loss arithmetic is non-finite, as their code did.
+NAN_POLICIES = ("stable", "released")
+STAGE2_LOSSES = ("ce", "focal")
+#: Stage-1 batch samplers (`asymcl.sampling.SAMPLERS`; a test checks they agree).
+BATCH_SAMPLERS = ("random", "balanced")
+ABLATIONS = "ablations beyond the paper (defaults: the paper's setting)"
+
+
+class ConfigError(InputError):
+    """A setting or input file is wrong; the message names it and what is allowed."""
+
+
+def _opt(default: Any, help: str, *, type: Any = None, choices: tuple | None = None,
+         minimum: float | None = None, metavar: str | None = None, config: bool = True,
+         required: bool = False, group: str | None = None) -> Any:
+    """A RunSpec field with what the CLI and the config schema need to know about it.
+
+    ``config``: the workflow's config may set it (``$defs.training`` of the schema);
+    ``required``: ``asymcl train`` demands the flag (the Python API has a default for it).
+    """
+    meta = {"help": help, "type": type if type is not None else (builtin_type(default)),
+            "choices": choices, "minimum": minimum, "metavar": metavar, "config": config,
+            "required": required, "group": group}
+    if default is MISSING:
+        return field(metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def builtin_type(default: Any) -> Any:
+    return None if default is MISSING or default is None else type(default)
+
+
+@dataclass
+class RunSpec:
+    """Everything that defines one run. Defaults: the paper's FMNIST setup."""
+
+    data: str = _opt(MISSING, "subset folder with train.pt and test.pt", type=str, metavar="SUBSET_DIR",
+                     config=False, required=True)
+    out: str = _opt(MISSING, "run folder: metrics.json and the stage-1 checkpoint", type=str, metavar="DIR",
+                    config=False, required=True)
+    eta: float = _opt(0.0, "AFCL asymmetry eta (0 = CL/FCL)", minimum=0, config=False, required=True)
+    gamma: float = _opt(0.0, "AFCL focusing gamma (0 = CL/ACL)", minimum=0, config=False, required=True)
+    seed: int = _opt(0, "seed for initialisation, shuffling and augmentation", config=False, required=True)
+    epochs1: int = _opt(20, "stage-1 epochs (paper: 20 FMNIST, 40 ISIC; default %(default)s)", minimum=0)
+    epochs2: int = _opt(10, "stage-2 (linear head) epochs (default %(default)s)", minimum=1)
+    arch: str = _opt("resnet18", "encoder (paper: resnet18 FMNIST, resnet50 ISIC; default %(default)s)",
+                     choices=ARCHS)
+    pretrained: str = _opt("imagenet", "encoder initialisation: torchvision ImageNet weights (needs network or "
+                           "the torch hub cache), random ('none'), or a local state_dict file (default %(default)s)",
+                           metavar="imagenet|none|PATH")
+    batch_size: int = _opt(128, "default %(default)s", minimum=2)
+    lr: float = _opt(1e-3, "Adam learning rate, both stages (default %(default)s)")
+    temperature: float = _opt(0.07, "contrastive temperature tau (default %(default)s)")
+    normalization: str = _opt("reference", "AFCL normalisation variant (see the losses section; default "
+                              "%(default)s)", choices=NORMALIZATIONS)
+    stage2_loss: str = _opt("ce", "linear-head loss (paper: ce FMNIST, focal ISIC; default %(default)s)",
+                            choices=STAGE2_LOSSES)
+    focal_gamma: float = _opt(2.0, "gamma of the stage-2 focal loss (default %(default)s)", minimum=0)
+    rotation: float = _opt(15.0, "max random rotation in degrees, stage 1 (paper gives none; default "
+                           "%(default)s)", minimum=0)
+    hflip: bool = _opt(True, "random horizontal flips with p=0.5 in stage 1 (default on)")
+    device: str = _opt("auto", "auto | cpu | cuda | cuda:N (default %(default)s)")
+    max_nan_fraction: float = _opt(0.05, "fail when more than this fraction of a stage's steps had a NaN/inf "
+                                   "loss (default %(default)s)", minimum=0)
+    nan_policy: str = _opt("stable", "stable: train on every batch (our loss is finite everywhere); released: "
+                           "skip the stage-1 steps on which the authors' released loss arithmetic is NaN/inf, "
+                           "as their code did (counted in metrics.json; default %(default)s)", choices=NAN_POLICIES)
+    checkpoint_every: float = _opt(60.0, "stage-1 checkpoint at most this often (0: after every epoch; "
+                                   "default %(default)s)", minimum=0, metavar="SECONDS")
+    num_threads: int | None = _opt(None, "CPU threads for torch (default: torch's choice)", type=int,
+                                   config=False)
+    compile: bool = _opt(False, "torch.compile the model on CUDA (off by default)", config=False)
+    keep_checkpoint: bool = _opt(False, "keep the stage-1 checkpoint after success", config=False)
+    stop_after_epoch: int | None = _opt(None, "debug: stop after writing the stage-1 checkpoint of epoch N, "
+                                        "as if killed", type=int, metavar="N", config=False)
+    views: int = _opt(1, "independently augmented views per image in stage 1; the loss gets features "
+                      "[N, V, D] (default %(default)s, the paper)", minimum=1, metavar="V", group=ABLATIONS)
+    batch_sampler: str = _opt("random", "stage-1 batches: shuffled (the paper) or class-balanced, minority "
+                              "classes repeated (default %(default)s)", choices=BATCH_SAMPLERS, group=ABLATIONS)
+    save_embeddings: bool = _opt(False, "write the test embeddings (encoder, projection) and labels to "
+                                 "OUT/embeddings.npz", group=ABLATIONS)
+    many_shot_threshold: int = _opt(100, "> 2 classes: classes with more than N training images are many-shot "
+                                    "(default %(default)s)", minimum=0, metavar="N", group=ABLATIONS)
+    few_shot_threshold: int = _opt(20, "> 2 classes: classes with fewer than N training images are few-shot "
+                                   "(default %(default)s)", minimum=0, metavar="N", group=ABLATIONS)
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+    def validate(self) -> None:
+        """Raise `ConfigError` naming the first bad setting and its allowed values."""
+        for f in fields(self):
+            if f.metadata["choices"] and getattr(self, f.name) not in f.metadata["choices"]:
+                raise self._bad(f.name, f"one of {list(f.metadata['choices'])}")
+            self._check_number(f.name)
+        if self.nan_policy == "released" and self.views != 1:
+            raise self._bad("nan_policy", "stable when views > 1 (the released code is single-view)")
+        if not (self.device in ("auto", "cpu", "cuda") or str(self.device).startswith("cuda:")):
+            raise self._bad("device", "auto, cpu, cuda or cuda:N")
+        if self.few_shot_threshold > self.many_shot_threshold + 1:
+            raise self._bad("few_shot_threshold", f"at most many_shot_threshold + 1 = {self.many_shot_threshold + 1}")
+        if str(self.pretrained) not in ("imagenet", "none") and not Path(self.pretrained).is_file():
+            raise self._bad("pretrained", "imagenet, none, or the path of an existing local weights file")
+
+    def _bad(self, key: str, allowed: str) -> ConfigError:
+        return ConfigError(f"setting {key}={getattr(self, key)!r} is invalid: expected {allowed}")
+
+    def _check_number(self, key: str) -> None:
+        value = getattr(self, key)
+        if key in _RULES:
+            ok, allowed = _RULES[key]
+            if not ok(value):
+                raise self._bad(key, allowed)
+
+    def settings(self) -> dict[str, Any]:
+        """The echo written to metrics.json (paths go under ``runtime``)."""
+        echo = asdict(self)
+        for key in ("data", "out", "stop_after_epoch"):
+            echo.pop(key)
+        return echo
+
+    def stage1_identity(self) -> dict[str, Any]:
+        """Settings a stage-1 checkpoint must share with the run that resumes it."""
+        keys = ("eta", "gamma", "seed", "arch", "pretrained", "batch_size", "lr", "temperature",
+                "normalization", "rotation", "hflip", "views", "batch_sampler", "nan_policy")
+        return {k: getattr(self, k) for k in keys}
+
+
+def _int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _optional_int_at_least_1(value: Any) -> bool:
+    return value is None or (_int(value) and value >= 1)
+
+
+#: Checks of numeric settings, in field order: (accepts the value, what is allowed).
+_RULES: dict[str, tuple[Any, str]] = {
+    "eta": (lambda v: _number(v) and v >= 0, "a number >= 0"),
+    "gamma": (lambda v: _number(v) and v >= 0, "a number >= 0"),
+    "epochs1": (lambda v: _int(v) and v >= 0, "an integer >= 0"),
+    "epochs2": (lambda v: _int(v) and v >= 1, "an integer >= 1"),
+    "batch_size": (lambda v: _int(v) and v >= 2, "an integer >= 2 (the contrastive loss needs pairs)"),
+    "lr": (lambda v: _number(v) and v > 0, "a number > 0"),
+    "temperature": (lambda v: _number(v) and v > 0, "a number > 0"),
+    "focal_gamma": (lambda v: _number(v) and v >= 0, "a number >= 0"),
+    "rotation": (lambda v: _number(v) and 0 <= v <= 180, "degrees in [0, 180]"),
+    "max_nan_fraction": (lambda v: _number(v) and 0 <= v <= 1, "a fraction in [0, 1]"),
+    "checkpoint_every": (lambda v: _number(v) and math.isfinite(v) and v >= 0,
+                         "seconds >= 0 (0: a checkpoint after every stage-1 epoch)"),
+    "num_threads": (_optional_int_at_least_1, "an integer >= 1 or null"),
+    "stop_after_epoch": (_optional_int_at_least_1, "an integer >= 1 or null"),
+    "views": (lambda v: _int(v) and v >= 1, "an integer >= 1 (1 = the paper's single view)"),
+    "many_shot_threshold": (lambda v: _int(v) and v >= 0, "an integer >= 0 (a training-image count)"),
+    "few_shot_threshold": (lambda v: _int(v) and v >= 0, "an integer >= 0 (a training-image count)"),
+}
+
+
+def flag(name: str) -> str:
+    """The command-line flag of a setting: ``batch_size`` -> ``--batch-size``."""
+    return "--" + name.replace("_", "-")
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """Add one ``asymcl train`` option per `RunSpec` field, from the field's metadata."""
+    groups: dict[str | None, Any] = {None: parser}
+    for f in fields(RunSpec):
+        meta = f.metadata
+        group = meta["group"]
+        if group not in groups:
+            groups[group] = parser.add_argument_group(group)
+        kwargs: dict[str, Any] = {"help": meta["help"]}
+        if meta["required"]:
+            kwargs["required"] = True
+        else:
+            kwargs["default"] = f.default
+        if meta["type"] is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction if f.default else "store_true"
+        else:
+            kwargs["type"] = meta["type"]
+            if meta["choices"]:
+                kwargs["choices"] = list(meta["choices"])
+            if meta["metavar"]:
+                kwargs["metavar"] = meta["metavar"]
+        groups[group].add_argument(flag(f.name), **kwargs)
+
+
+def spec_from_args(args: argparse.Namespace) -> RunSpec:
+    """The `RunSpec` of parsed ``asymcl train`` options (or a namespace with the same names)."""
+    return RunSpec(**{name: getattr(args, name) for name in RunSpec.field_names()})
+
+
+def spec_from_mapping(obj: dict[str, Any], where: str = "spec") -> RunSpec:
+    """Build a `RunSpec` from a dict whose keys are field names (``-`` or ``_`` spelling)."""
+    if not isinstance(obj, dict):
+        raise ConfigError(f"{where}: expected an object of run settings, got {type(obj).__name__}")
+    names = RunSpec.field_names()
+    norm = {str(k).replace("-", "_"): v for k, v in obj.items()}
+    unknown = sorted(set(norm) - set(names))
+    if unknown:
+        raise ConfigError(f"{where}: unknown setting(s) {unknown}; allowed: {names}")
+    missing = [k for k in ("data", "out", "eta", "gamma", "seed") if k not in norm]
+    if missing:
+        raise ConfigError(f"{where}: missing required setting(s) {missing}")
+    spec = RunSpec(**norm)
+    try:
+        spec.validate()
+    except ConfigError as err:
+        raise ConfigError(f"{where}: {err}") from None
+    return spec
