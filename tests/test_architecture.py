@@ -10,34 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from asymcl.codedeps import SOURCE_DIR, _imported_names, find_cycles, import_graph, package_modules
+from asymcl.codedeps import SOURCE_DIR, find_cycles, import_graph, package_modules
 
 MAX_MODULE_LINES = 450
 MAX_FUNCTION_LINES = 80
 
 
-def _python_import_graph() -> dict[str, set[str]]:
-    """`import_graph` less the edges Python does not wait on: a submodule that imports a
-    sibling (``asymcl.worker.client`` -> ``asymcl.worker.protocol``) also "depends" on its own
-    package there, but the package is already in ``sys.modules`` while its ``__init__``
-    imports that submodule. An edge to the package stays when the submodule imports a name
-    from the package's own namespace (``from asymcl.worker import X``): that is a real loop."""
-    graph = import_graph()
-    modules = package_modules()
-    for name, deps in graph.items():
-        path = modules[name]
-        names = None
-        for dep in [d for d in deps if name.startswith(d + ".")]:
-            if names is None:
-                names = _imported_names(ast.parse(path.read_text()), name, path.name == "__init__.py")
-            from_namespace = {n for n in names if n == dep or (n.rpartition(".")[0] == dep and n not in modules)}
-            if not from_namespace:
-                deps.discard(dep)
-    return graph
-
-
 def test_no_import_cycle_in_the_package():
-    graph = _python_import_graph()
+    graph = import_graph()
     assert "asymcl.engine.run" in graph and "asymcl.worker.client" in graph  # the walk sees the new layout
     assert find_cycles(graph) == []
 

@@ -57,22 +57,30 @@ def import_graph(source_dir: Path = SOURCE_DIR) -> dict[str, set[str]]:
     """``{module: the package modules it imports}``, from the source files' ASTs.
 
     An import of ``a.b.c`` also depends on the packages ``a`` and ``a.b`` (Python runs their
-    ``__init__``), so those are edges too, except packages that enclose the importing module
-    itself (already loaded before it runs: ``asymcl.losses.kcl`` importing
-    ``asymcl.losses._contrastive`` does not depend on ``asymcl.losses``).
+    ``__init__``), so those are edges too, except an enclosing package of the importing
+    module that it only reaches through a sibling import (``asymcl.losses.kcl`` importing
+    ``asymcl.losses._contrastive`` does not wait on ``asymcl.losses``).
     """
     modules = package_modules(source_dir)
     graph: dict[str, set[str]] = {}
     for name, path in modules.items():
         tree = ast.parse(path.read_text(), filename=str(path))
         deps: set[str] = set()
-        for imported in _imported_names(tree, name, path.name == "__init__.py"):
+        imported_names = _imported_names(tree, name, path.name == "__init__.py")
+        for imported in imported_names:
             parts = imported.split(".")
             for i in range(1, len(parts) + 1):
                 prefix = ".".join(parts[:i])
-                # A package that encloses this module is loaded before it runs: not an edge.
-                if prefix in modules and prefix != name and not name.startswith(prefix + "."):
+                if prefix in modules and prefix != name:
                     deps.add(prefix)
+        for package in [d for d in deps if name.startswith(d + ".")]:
+            # An enclosing package is already in sys.modules while its __init__ imports this
+            # module, so a sibling import is no edge to it; importing a name from the
+            # package's own namespace (`from asymcl.worker import X`) is: a real loop.
+            from_namespace = [n for n in imported_names
+                              if n == package or (n.rpartition(".")[0] == package and n not in modules)]
+            if not from_namespace:
+                deps.discard(package)
         graph[name] = deps
     return graph
 
