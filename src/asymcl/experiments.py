@@ -43,7 +43,8 @@ EXTRA_FIGURES = ("diagnostics", "embeddings")
 NEGATABLE_FLAGS = {"hflip"}
 
 # Report files next to the per-experiment tables and figures.
-RESERVED_NAMES = {"summary", "paired", "paper_comparison", "paper_vs_ours", "runs", "experiments"}
+RESERVED_NAMES = {"summary", "paired", "paper_comparison", "paper_vs_ours", "runs", "experiments",
+                  "fit_to_paper", "fit_to_paper_cells", "claims"}
 
 _ID_SAFE = re.compile(r"^[A-Za-z0-9.+-]+$")
 

@@ -1,13 +1,6 @@
 # Verdicts: how well each protocol variant reproduces the published means (fit to paper),
 # and the paper's FMNIST claims tested on our runs (claims table). Both read runs.csv.
 
-from asymcl.codedeps import module_files
-
-VERDICTS_CODE = sorted(
-    str(Path(path).relative_to(workflow.basedir))
-    for path in module_files("asymcl.commands.verdicts")
-)
-
 
 rule fit_to_paper:
     """Per protocol variant (family with a `paper` key), table and metric: MAE and RMS of
@@ -17,7 +10,7 @@ rule fit_to_paper:
         runs=f"{RESULTS}/runs.csv",
         spec=f"{RESULTS}/experiments.json",
         paper=config["paper_results"],
-        code=VERDICTS_CODE,
+        code=code_inputs("verdicts", "report.fit"),
     output:
         csv=report(
             f"{RESULTS}/tables/fit_to_paper.csv",
@@ -38,9 +31,10 @@ rule fit_to_paper:
     conda:
         "../../envs/asymcl.yaml"
     shell:
-        "asymcl fit-to-paper --runs {input.runs} --spec {input.spec} --paper {input.paper}"
-        " --out-dir $(dirname {output.csv}) --figure {output.png} --figure {output.pdf}"
-        " > {log} 2>&1"
+        asymcl_shell(
+            "asymcl fit-to-paper --runs {input.runs} --spec {input.spec} --paper {input.paper}"
+            " --out-dir $(dirname {output.csv}) --figure {output.png} --figure {output.pdf}"
+        )
 
 
 rule claims:
@@ -50,7 +44,7 @@ rule claims:
         runs=f"{RESULTS}/runs.csv",
         spec=f"{RESULTS}/experiments.json",
         paper=config["paper_results"],
-        code=VERDICTS_CODE,
+        code=code_inputs("verdicts", "report.claims"),
     output:
         csv=report(
             f"{RESULTS}/tables/claims.csv",
@@ -63,5 +57,7 @@ rule claims:
     conda:
         "../../envs/asymcl.yaml"
     shell:
-        "asymcl claims --runs {input.runs} --spec {input.spec} --paper {input.paper}"
-        " --out-dir $(dirname {output.csv}) > {log} 2>&1"
+        asymcl_shell(
+            "asymcl claims --runs {input.runs} --spec {input.spec} --paper {input.paper}"
+            " --out-dir $(dirname {output.csv})"
+        )
