@@ -478,7 +478,7 @@ def test_baselines_families_plan_in_full(wf_project, tmp_path):
     commands = [line for line in text.splitlines() if "asymcl train" in line]
     for scenario in ("50-50", "80-20", "95-5", "98-2"):
         for cell, flags in BASELINE_FLAGS.items():
-            mine = [c for c in commands if f"results/runs/fmnist/{scenario}/{cell}/seed3/" in c]
+            mine = [c for c in commands if f"/runs/fmnist/{scenario}/{cell}/seed3/" in c]
             assert len(mine) == 1, (scenario, cell)
             assert all(f in mine[0] for f in flags), (cell, mine[0])
             for other in ("--method", "--classifier-loss", "--stage1-loss"):
@@ -513,7 +513,7 @@ def test_baselines_smoke_runs_end_to_end_with_tables_and_figures(wf_project, tmp
     test_config.write_text(BASELINES_TEST_CONFIG)
     configs = ["--configfile", "config/ablations-smoke.yaml", str(test_config)]
     _snakemake(wf_project, *configs, "--cores", "2", timeout=1800)
-    results = wf_project / "results"
+    results = wf_project / "results" / "ablations-smoke"  # paths.results of the smoke config
     runs = pd.read_csv(results / "runs.csv", dtype={"scenario": str})
     runs = runs[runs.scenario == "80-20"]
     # one run per cell: the two families share them
