@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import logging
@@ -14,6 +15,7 @@ from asymcl.cli import main
 from asymcl.data import download, fmnist
 from asymcl.data.download import ChecksumError, DownloadError, Expected, SourceNotFoundError
 from asymcl.data.synthetic import synth_fmnist
+from asymcl.errors import InputError
 
 
 @pytest.fixture(scope="module")
@@ -205,6 +207,74 @@ def test_missing_file_and_bad_checksum_are_not_retried(synth_dir, tmp_path):
     with pytest.raises(ChecksumError):
         download.fetch("https://h.invalid", "f", tmp_path, Expected(md5="0" * 32), retries=3, backoff=10.0, opener=opener)
     assert calls == ["https://h.invalid/f"]
+
+
+class FullDiskFile(io.BytesIO):
+    """A destination file whose writes fail as on a full disk."""
+
+    def write(self, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_local_write_error_is_not_retried_and_names_the_destination(tmp_path, monkeypatch):
+    """ENOSPC while writing is the user's disk, not the network: one attempt, the path, no temp file."""
+    opener = FlakyOpener(b"payload", failures=0)
+    real_open = open
+    monkeypatch.setattr(download, "open", lambda path, mode="r", *a, **k:
+                        FullDiskFile() if "w" in mode else real_open(path, mode, *a, **k), raising=False)
+    with pytest.raises(download.LocalWriteError, match=r"cannot write .*f\.bin: No space left on device") as info:
+        download.fetch("https://example.invalid/base", "f.bin", tmp_path, retries=3, backoff=10.0, opener=opener)
+    assert "could not fetch" not in str(info.value)
+    assert opener.calls == 1 and list(tmp_path.iterdir()) == []
+
+
+def test_source_errors_are_still_retried_after_the_split(tmp_path):
+    """An OSError while *reading* the source is transient (retried), unlike one while writing."""
+
+    class DyingBody(io.BytesIO):
+        def read(self, *args):
+            raise ConnectionResetError("reset while reading")
+
+    calls = []
+
+    def opener(location):
+        calls.append(location)
+        return DyingBody(b"") if len(calls) == 1 else io.BytesIO(b"ok")
+
+    dest = download.fetch("https://example.invalid", "g.bin", tmp_path, retries=1, backoff=0.0, opener=opener)
+    assert len(calls) == 2 and dest.read_bytes() == b"ok"
+
+
+@pytest.mark.parametrize("retries", [-1, 101, 1.5, True])
+def test_retries_out_of_range_is_input_error(tmp_path, retries):
+    with pytest.raises(InputError, match="--retries"):
+        download.fetch("https://example.invalid", "f", tmp_path, retries=retries, opener=FlakyOpener(b"", 0))
+
+
+def test_validator_rejects_a_body_matching_its_checksum(synth_dir, tmp_path):
+    """A truncated .gz whose checksum was made to match is not kept; a good one is."""
+    name = "train-labels-idx1-ubyte.gz"
+    cut = (synth_dir / name).read_bytes()[:-20]
+    with pytest.raises(DownloadError, match=f"{name}.*not kept"):
+        download.fetch("https://example.invalid", name, tmp_path, Expected(sha256=hashlib.sha256(cut).hexdigest()),
+                       opener=lambda loc: io.BytesIO(cut), validate=fmnist.validate_download)
+    assert list(tmp_path.iterdir()) == []
+    good = (synth_dir / name).read_bytes()
+    download.fetch("https://example.invalid", name, tmp_path, Expected(sha256=hashlib.sha256(good).hexdigest()),
+                   opener=lambda loc: io.BytesIO(good), validate=fmnist.validate_download)
+    assert (tmp_path / name).read_bytes() == good
+
+
+def test_data_errors_are_input_errors():
+    from asymcl.data.fmnist import IdxFormatError
+    from asymcl.data.isic import IsicFormatError
+    from asymcl.data.manifest import ManifestError
+    from asymcl.data.resize import ImageReadError
+    from asymcl.data.splits import SplitError
+
+    for cls in (DownloadError, SourceNotFoundError, ChecksumError, download.FetchFailedError,
+                download.LocalWriteError, IdxFormatError, IsicFormatError, ManifestError, ImageReadError, SplitError):
+        assert issubclass(cls, InputError), cls
 
 
 def test_real_fmnist_download_with_official_checksums(shared_data, tmp_path):

@@ -6,7 +6,8 @@ import argparse
 import logging
 from pathlib import Path
 
-from asymcl.cli import UserError
+from asymcl.data.download import MAX_RETRIES
+from asymcl.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -39,52 +40,70 @@ def _common(parser: argparse.ArgumentParser, default_source: str) -> None:
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
     parser.add_argument("--checksums", type=Path, metavar="FILE",
                         help="sha256sum-format list overriding the built-in checksums")
-    parser.add_argument("--retries", type=int, default=3, help="extra attempts on transient errors (default: 3)")
+    parser.add_argument("--retries", type=int, default=3,
+                        help=f"extra attempts on transient network errors, 0..{MAX_RETRIES} (default: 3)")
 
 
-def _check_source(source: str) -> str:
-    if "://" not in source and not Path(source).is_dir():
-        raise UserError(f"--source {source} is neither a URL (http://, https://, file://) nor an existing folder")
+def _check_source(option: str, source: str) -> str:
+    if "://" not in source:
+        if Path(source).exists() and not Path(source).is_dir():
+            raise InputError(f"{option} {source} is a file, expected a URL (http://, https://, file://) or a folder")
+        if not Path(source).is_dir():
+            raise InputError(f"{option} {source} is neither a URL (http://, https://, file://) nor an existing folder")
     return source
+
+
+def _check_common(args: argparse.Namespace) -> None:
+    """Everything checkable before the first byte is fetched."""
+    from asymcl.data.checks import check_input_file, check_int, check_output_dir
+
+    _check_source("--source", args.source)
+    check_int("--retries", args.retries, 0, MAX_RETRIES, "extra attempts after a network error")
+    if args.checksums is not None:
+        check_input_file("--checksums", args.checksums, "pass a sha256sum-format file such as DIR/SHA256SUMS")
+    check_output_dir("--out", args.out)
 
 
 def run_fmnist(args: argparse.Namespace) -> int:
     from asymcl.data import download, fmnist
 
-    source = _check_source(args.source)
-    try:
-        expected = fmnist.OFFICIAL_CHECKSUMS
-        if args.checksums:
-            listed = download.read_checksum_file(args.checksums)
-            missing = [n for n in fmnist.FILE_NAMES if n not in listed]
-            if missing:
-                raise UserError(f"{args.checksums} lists no checksum for {', '.join(missing)}")
-            expected = {n: listed[n] for n in fmnist.FILE_NAMES}
-        for name in fmnist.FILE_NAMES:
-            download.fetch(source, name, args.out, expected[name], retries=args.retries)
-        for split in fmnist.FILES:  # parse once: a verified file must also be well-formed
+    _check_common(args)
+    expected = fmnist.OFFICIAL_CHECKSUMS
+    if args.checksums:
+        listed = download.read_checksum_file(args.checksums)
+        missing = [n for n in fmnist.FILE_NAMES if n not in listed]
+        if missing:
+            raise InputError(f"--checksums {args.checksums} lists no checksum for {', '.join(missing)}")
+        expected = {n: listed[n] for n in fmnist.FILE_NAMES}
+    for name in fmnist.FILE_NAMES:  # each file must verify and parse before it is kept
+        download.fetch(args.source, name, args.out, expected[name], retries=args.retries,
+                       validate=fmnist.validate_download)
+    for split, names in fmnist.FILES.items():
+        try:  # both files parse; their counts must agree too
             images, _ = fmnist.load_split(args.out, split)
-            log.info("FMNIST %s: %d images of 28x28", split, images.shape[0])
-    except (download.DownloadError, fmnist.IdxFormatError, FileNotFoundError) as err:
-        raise UserError(str(err)) from err
+        except fmnist.IdxFormatError as err:
+            for name in names:  # a pair that does not fit together is not kept either
+                (args.out / name).unlink(missing_ok=True)
+            raise fmnist.IdxFormatError(f"{err}; removed {' and '.join(names)} from {args.out}") from None
+        log.info("FMNIST %s: %d images of 28x28", split, images.shape[0])
     return 0
 
 
 def run_isic(args: argparse.Namespace) -> int:
     from asymcl.data import download, isic
 
-    source = _check_source(args.source)
+    _check_common(args)
+    if args.metadata_source is not None:
+        _check_source("--metadata-source", args.metadata_source)
+    classes = isic.check_classes(args.classes)
+    listed = download.read_checksum_file(args.checksums) if args.checksums else {}
+    for name in (isic.INPUT_ZIP, isic.GT_ZIP):
+        download.fetch(args.source, name, args.out, listed.get(name), retries=args.retries,
+                       validate=isic.validate_download)
     try:
-        classes = isic.check_classes(args.classes)
-        listed = download.read_checksum_file(args.checksums) if args.checksums else {}
-        for name in (isic.INPUT_ZIP, isic.GT_ZIP):
-            download.fetch(source, name, args.out, listed.get(name), retries=args.retries)
-        try:
-            download.fetch(args.metadata_source or source, isic.METADATA_CSV, args.out,
-                           listed.get(isic.METADATA_CSV), retries=args.retries)
-        except download.SourceNotFoundError as err:
-            log.warning("%s; continuing without lesion ids", err)
-        isic.extract_classes(args.out, classes)
-    except (download.DownloadError, isic.IsicFormatError, FileNotFoundError, ValueError) as err:
-        raise UserError(str(err)) from err
+        download.fetch(args.metadata_source or args.source, isic.METADATA_CSV, args.out,
+                       listed.get(isic.METADATA_CSV), retries=args.retries)
+    except download.SourceNotFoundError as err:
+        log.warning("%s; continuing without lesion ids", err)
+    isic.extract_classes(args.out, classes)
     return 0

@@ -31,17 +31,37 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     isic.set_defaults(func=run_isic)
 
 
+# Synthetic sets are for tests and smoke runs; these caps keep a typo from filling memory.
+MAX_FMNIST_PER_CLASS = 100_000
+MAX_ISIC_PER_CLASS = 10_000
+
+
+def _check_common(args: argparse.Namespace) -> None:
+    from asymcl.data.checks import check_output_dir, check_seed
+
+    check_seed("--seed", args.seed)
+    check_output_dir("--out", args.out)
+
+
 def run_fmnist(args: argparse.Namespace) -> int:
+    from asymcl.data.checks import check_int
     from asymcl.data.synthetic import synth_fmnist
 
+    check_int("--per-class", args.per_class, 1, MAX_FMNIST_PER_CLASS, "train images per class")
+    check_int("--test-per-class", args.test_per_class, 0, MAX_FMNIST_PER_CLASS, "test images per class")
+    _check_common(args)
     sums = synth_fmnist(args.out, args.per_class, args.test_per_class, args.seed)
     log.info("synthetic FMNIST written to %s (checksums: %s)", args.out, sums)
     return 0
 
 
 def run_isic(args: argparse.Namespace) -> int:
+    from asymcl.data.checks import check_int
     from asymcl.data.synthetic import synth_isic
 
+    check_int("--per-class", args.per_class, 1, MAX_ISIC_PER_CLASS, "MEL and DF images each")
+    check_int("--other-per-class", args.other_per_class, 0, MAX_ISIC_PER_CLASS, "images of each other class")
+    _check_common(args)
     sums = synth_isic(args.out, args.per_class, args.other_per_class, args.seed)
     log.info("synthetic ISIC 2018 written to %s (checksums: %s)", args.out, sums)
     return 0

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Callable
 
+from asymcl.errors import InputError
 from asymcl.io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -37,12 +38,35 @@ CHUNK = 1 << 20
 HASH_ALGORITHMS = ("sha256", "md5")
 
 
-class DownloadError(Exception):
-    """A file could not be fetched (after retries) from its source."""
+class DownloadError(InputError):
+    """A file could not be fetched from its source, or did not verify.
+
+    All of these are reported as one line with exit status 2 (`InputError`): a wrong
+    source, a checksum list that does not fit, a corrupt mirror and an unwritable ``--out``
+    are the user's to fix. A network outage that outlasts the retries (`FetchFailedError`)
+    is not bad input as such, but a traceback would not help either: the message names the
+    URL, the attempts and the last error, and the fix is the user's too (check the network or
+    ``--source``, rerun later). asymcl has no bug to report there.
+    """
 
 
 class SourceNotFoundError(DownloadError):
     """The source does not hold the requested file (HTTP 404, missing local file)."""
+
+
+class FetchFailedError(DownloadError):
+    """Transient errors (network, short reads) persisted through every retry."""
+
+
+class LocalWriteError(DownloadError):
+    """The destination cannot be written (``--out`` is a file, read-only, disk full)."""
+
+    def __init__(self, path: str | os.PathLike, err: OSError):
+        self.path, self.error = Path(path), err
+        super().__init__(
+            f"cannot write {path}: {err.strerror or err}; check that --out is a writable folder "
+            "with free space; the partial file was removed"
+        )
 
 
 class ChecksumError(DownloadError):
@@ -75,6 +99,10 @@ def read_checksum_file(path: str | os.PathLike) -> dict[str, Expected]:
     sub-folders (``fmnist/train-images-idx3-ubyte.gz``).
     """
     path = Path(path)
+    if path.is_dir():
+        raise DownloadError(
+            f"checksum file {path} is a folder, expected a sha256sum-format file (e.g. {path / 'SHA256SUMS'})"
+        )
     if not path.is_file():
         raise DownloadError(f"checksum file {path} does not exist")
     result: dict[str, Expected] = {}
@@ -137,8 +165,17 @@ def open_location(location: str, timeout: float = 60.0) -> BinaryIO:
         raise
 
 
-# Errors worth another try: network hiccups and short reads.
+# Errors worth another try: network hiccups and short reads. They are only treated as
+# transient when they come from the source (opening or reading it); an OSError of the
+# destination (a full disk, a read-only folder) is the user's to fix and is never retried.
 TRANSIENT_ERRORS = (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError, OSError)
+MAX_RETRIES = 100
+
+Validator = Callable[[Path, Path], None]  # (file to read, path to name in messages)
+
+
+class _SourceFailure(Exception):
+    """Internal: wraps a transient error raised while opening or reading the source."""
 
 
 def fetch(
@@ -150,61 +187,105 @@ def fetch(
     retries: int = 3,
     backoff: float = 1.0,
     opener: Opener = open_location,
+    validate: Validator | None = None,
 ) -> Path:
     """Fetch ``name`` from ``source`` into ``out_dir/name``, verified and atomically.
 
-    An existing destination whose checksums match is kept (no transfer). ``retries`` is the
-    number of extra attempts after a transient failure, waiting ``backoff * 2**k`` seconds.
-    Returns the destination path.
+    An existing destination whose checksums match (and that ``validate`` accepts) is kept
+    (no transfer). ``retries`` is the number of extra attempts after a transient failure of
+    the source, waiting ``backoff * 2**k`` seconds. ``validate(tmp, dest)`` runs on the verified
+    temporary file before it is renamed into place and raises (an `InputError`) if its
+    content is malformed, so a file whose checksum was made to match a corrupt body is not
+    kept either. Returns the destination path.
     """
+    if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= MAX_RETRIES:
+        raise InputError(f"--retries {retries}: expected an integer in [0, {MAX_RETRIES}] (extra attempts)")
     expected = expected or Expected()
     dest = Path(out_dir) / name
     location = join_source(source, name)
     if dest.is_file():
-        if expected.items() and _mismatch(file_digests(dest), expected) is None:
+        if expected.items() and _mismatch(file_digests(dest), expected) is None and _valid(dest, validate):
             log.info("%s already present and verified; not downloading again", dest)
             return dest
         log.info("%s exists but is unverified or differs; fetching it again", dest)
 
-    for attempt in range(retries + 1):
+    attempt = 0
+    while True:
         try:
             log.info("fetching %s -> %s%s", location, dest, f" (attempt {attempt + 1})" if attempt else "")
-            return _fetch_once(location, name, dest, expected, opener)
-        except DownloadError:  # missing file, wrong checksum: another try cannot help
-            raise
-        except TRANSIENT_ERRORS as err:
+            return _fetch_once(location, name, dest, expected, opener, validate)
+        except _SourceFailure as failure:
+            err = failure.__cause__
             if attempt == retries:
-                raise DownloadError(
-                    f"could not fetch {location} after {retries + 1} attempts: {err}"
+                raise FetchFailedError(
+                    f"could not fetch {location} after {retries + 1} attempts: {err}; check the "
+                    "network or --source and rerun (verified files are kept)"
                 ) from err
             wait = backoff * 2**attempt
             log.warning("fetching %s failed (%s); retrying in %.1f s", location, err, wait)
             time.sleep(wait)
-    raise AssertionError("unreachable")
+            attempt += 1
 
 
-def _fetch_once(location: str, name: str, dest: Path, expected: Expected, opener: Opener) -> Path:
+def _valid(path: Path, validate: Validator | None) -> bool:
+    if validate is None:
+        return True
+    try:
+        validate(path, path)
+    except InputError as err:
+        log.info("%s does not validate (%s)", path, err)
+        return False
+    return True
+
+
+def _fetch_once(
+    location: str, name: str, dest: Path, expected: Expected, opener: Opener, validate: Validator | None
+) -> Path:
     hashes = {a: hashlib.new(a) for a in HASH_ALGORITHMS}
-    with atomic_path(dest) as tmp:  # removed on any exception, renamed on success
-        received = 0
-        with opener(location) as src, open(tmp, "wb") as out:
-            while chunk := src.read(CHUNK):
-                received += len(chunk)
-                out.write(chunk)
-                for h in hashes.values():
-                    h.update(chunk)
-            declared = _declared_length(src)
-        bad = _mismatch({a: h.hexdigest() for a, h in hashes.items()}, expected)
-        if bad is not None:  # with a checksum, a short body is reported (and not retried) as such
-            algorithm, want, got = bad
-            raise ChecksumError(name, algorithm, want, got, location)
-        if declared is not None and declared != received:
-            # Without a checksum (e.g. the ISIC metadata) a body cut short by a dropped
-            # connection ends the reads without an error: retry it instead of storing it.
-            raise http.client.IncompleteRead(b"", declared - received)
-        if not expected.items():
-            log.warning("%s: no checksum given, stored unverified (sha256 %s)", name, hashes["sha256"].hexdigest())
+    tmp: Path | None = None
+    try:
+        with atomic_path(dest) as tmp:  # removed on any exception, renamed on success
+            received = 0
+            with open(tmp, "wb") as out:
+                src = _from_source(opener, location)
+                with src:
+                    while chunk := _from_source(src.read, CHUNK):
+                        received += len(chunk)
+                        out.write(chunk)
+                        for h in hashes.values():
+                            h.update(chunk)
+                    declared = _declared_length(src)
+            bad = _mismatch({a: h.hexdigest() for a, h in hashes.items()}, expected)
+            if bad is not None:  # with a checksum, a short body is reported (and not retried) as such
+                algorithm, want, got = bad
+                raise ChecksumError(name, algorithm, want, got, location)
+            if declared is not None and declared != received:
+                # Without a checksum (e.g. the ISIC metadata) a body cut short by a dropped
+                # connection ends the reads without an error: retry it instead of storing it.
+                raise _SourceFailure() from http.client.IncompleteRead(b"", declared - received)
+            if validate is not None:
+                try:
+                    validate(tmp, dest)
+                except InputError as err:
+                    raise DownloadError(
+                        f"{err} ({name} from {location} matches its checksum but is malformed, so it "
+                        "was not kept; fix the mirror or the checksum list)"
+                    ) from None
+            if not expected.items():
+                log.warning("%s: no checksum given, stored unverified (sha256 %s)", name, hashes["sha256"].hexdigest())
+    except OSError as err:  # everything not wrapped by _from_source happened on the local side
+        raise LocalWriteError(dest if tmp else dest.parent, err) from err
     return dest
+
+
+def _from_source(call: Callable, *args):
+    """Call ``call(*args)`` on the source; its transient errors become `_SourceFailure`."""
+    try:
+        return call(*args)
+    except DownloadError:  # missing file, bad scheme: another try cannot help
+        raise
+    except TRANSIENT_ERRORS as err:
+        raise _SourceFailure() from err
 
 
 def _declared_length(src: BinaryIO) -> int | None:

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from asymcl.data.download import Expected
+from asymcl.errors import InputError
 from asymcl.io import atomic_path
 
 OFFICIAL_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
@@ -60,6 +61,7 @@ CLASS_NAMES = [
 CLASSES = [str(i) for i in range(10)]  # labels as they appear in manifests
 DEFAULT_CLASSES = ["0", "6"]  # T-shirt/top (majority) vs Shirt (minority), as in the paper
 
+IMAGE_SIDE = 28  # pixels per side of the official images
 IMAGES_MAGIC = 0x00000803
 LABELS_MAGIC = 0x00000801
 
@@ -74,11 +76,11 @@ _IDX_DTYPES = {
 _IDX_CODES = {(dt.kind, dt.itemsize): code for code, dt in _IDX_DTYPES.items()}
 
 
-class IdxFormatError(ValueError):
+class IdxFormatError(InputError):
     """A file is not a well-formed idx file of the expected kind."""
 
 
-def _read_maybe_gzip(path: Path) -> bytes:
+def _read_maybe_gzip(path: Path, name: Path) -> bytes:
     with open(path, "rb") as fh:
         head = fh.read(2)
     try:
@@ -87,35 +89,44 @@ def _read_maybe_gzip(path: Path) -> bytes:
                 return fh.read()
         return path.read_bytes()
     except (OSError, EOFError) as err:  # truncated or corrupt gzip stream
-        raise IdxFormatError(f"{path}: cannot decompress ({err}); download it again") from err
+        raise IdxFormatError(f"{name}: cannot decompress ({err}); download it again") from err
 
 
-def read_idx(path: str | os.PathLike, expected_magic: int | None = None) -> np.ndarray:
-    """Read an idx file (gzip-compressed or plain) into a native-endian numpy array."""
+def read_idx(
+    path: str | os.PathLike, expected_magic: int | None = None, display: str | os.PathLike | None = None
+) -> np.ndarray:
+    """Read an idx file (gzip-compressed or plain) into a native-endian numpy array.
+
+    ``display`` is the name used in error messages (default: ``path``), e.g. the final
+    name of a temporary file that is being validated before it is renamed into place.
+    """
     path = Path(path)
+    name = Path(display) if display is not None else path
+    if path.is_dir():
+        raise IdxFormatError(f"idx file {name} is a folder, expected a file")
     if not path.is_file():
-        raise FileNotFoundError(f"idx file {path} does not exist")
-    data = _read_maybe_gzip(path)
+        raise InputError(f"idx file {name} does not exist; run `asymcl download fmnist` first")
+    data = _read_maybe_gzip(path, name)
     if len(data) < 4:
-        raise IdxFormatError(f"{path}: {len(data)} bytes, too short for an idx header")
+        raise IdxFormatError(f"{name}: {len(data)} bytes, too short for an idx header")
     (magic,) = struct.unpack(">I", data[:4])
     if expected_magic is not None and magic != expected_magic:
         raise IdxFormatError(
-            f"{path}: magic number 0x{magic:08x}, expected 0x{expected_magic:08x}"
+            f"{name}: magic number 0x{magic:08x}, expected 0x{expected_magic:08x}"
         )
     zero, code, ndim = magic >> 16, (magic >> 8) & 0xFF, magic & 0xFF
     if zero != 0 or code not in _IDX_DTYPES or ndim == 0:
-        raise IdxFormatError(f"{path}: 0x{magic:08x} is not an idx magic number")
+        raise IdxFormatError(f"{name}: 0x{magic:08x} is not an idx magic number")
     header = 4 + 4 * ndim
     if len(data) < header:
-        raise IdxFormatError(f"{path}: truncated header ({len(data)} of {header} bytes)")
+        raise IdxFormatError(f"{name}: truncated header ({len(data)} of {header} bytes)")
     shape = struct.unpack(f">{ndim}I", data[4:header])
     dtype = _IDX_DTYPES[code]
     want = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     got = len(data) - header
     if got != want:
         raise IdxFormatError(
-            f"{path}: header announces shape {shape} ({want} data bytes) but the file holds "
+            f"{name}: header announces shape {shape} ({want} data bytes) but the file holds "
             f"{got}; it is truncated or corrupt"
         )
     return np.frombuffer(data, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
@@ -135,10 +146,16 @@ def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
             gz.write(payload)
 
 
+def validate_download(path: Path, dest: Path) -> None:
+    """`asymcl.data.download.fetch` validator: ``dest`` must parse as the idx file it names."""
+    images = {pair[0] for pair in FILES.values()}
+    read_idx(path, IMAGES_MAGIC if dest.name in images else LABELS_MAGIC, display=dest)
+
+
 def load_split(raw_dir: str | os.PathLike, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
     """Images ``uint8 [N, 28, 28]`` and labels ``uint8 [N]`` of an official split."""
     if split not in FILES:
-        raise ValueError(f"FMNIST split must be one of {sorted(FILES)}, got {split!r}")
+        raise InputError(f"FMNIST split must be one of {sorted(FILES)}, got {split!r}")
     raw_dir = Path(raw_dir)
     images_name, labels_name = FILES[split]
     images = read_idx(raw_dir / images_name, IMAGES_MAGIC)

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from asymcl.errors import InputError
 from asymcl.io import read_csv_rows, write_csv_atomic
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ METADATA_COLUMNS = ["lesion_id", "image_id", "dx", "dx_type", "age", "sex", "loc
 LABELS_HEADER = ["id", "label", "lesion_id"]
 
 
-class IsicFormatError(ValueError):
+class IsicFormatError(InputError):
     """An archive or CSV does not have the official ISIC 2018 layout, or is corrupt."""
 
 
@@ -55,19 +56,26 @@ def check_classes(classes: list[str]) -> list[str]:
     """Validate class labels against the GT CSV columns; returns them in the given order."""
     unknown = [c for c in classes if c not in CLASSES]
     if unknown:
-        raise ValueError(f"unknown ISIC 2018 class(es) {unknown}; allowed: {' '.join(CLASSES)}")
+        raise InputError(f"--classes: unknown ISIC 2018 class(es) {unknown}; allowed: {' '.join(CLASSES)}")
     if len(set(classes)) != len(classes):
-        raise ValueError(f"classes must be distinct, got {classes}")
+        raise InputError(f"--classes must be distinct, got {classes}")
     return list(classes)
 
 
-def _open_zip(path: Path) -> zipfile.ZipFile:
+def _open_zip(path: Path, display: Path | None = None) -> zipfile.ZipFile:
+    name = display or path
     if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist; run `asymcl download isic2018` first")
+        raise InputError(f"{name} does not exist; run `asymcl download isic2018` first")
     try:
         return zipfile.ZipFile(path)
     except zipfile.BadZipFile as err:  # truncated: no central directory
-        raise IsicFormatError(f"{path} is not a readable zip archive ({err}); download it again") from err
+        raise IsicFormatError(f"{name} is not a readable zip archive ({err}); download it again") from err
+
+
+def validate_download(path: Path, dest: Path) -> None:
+    """`asymcl.data.download.fetch` validator: the zips must open (central directory intact)."""
+    if dest.suffix == ".zip":
+        _open_zip(path, dest).close()
 
 
 def read_ground_truth(gt_zip: str | os.PathLike) -> dict[str, str]:
@@ -176,5 +184,10 @@ def write_labels(path: Path, rows: list[tuple[str, str, str]]) -> None:
 
 def read_labels(path: str | os.PathLike) -> list[tuple[str, str, str]]:
     """Rows ``(id, label, lesion_id)`` of a ``labels.csv`` written by `extract_classes`."""
-    rows = read_csv_rows(path, LABELS_HEADER, "run `asymcl download isic2018` first", IsicFormatError)
+    try:
+        rows = read_csv_rows(path, LABELS_HEADER, "run `asymcl download isic2018` first", IsicFormatError)
+    except FileNotFoundError as err:
+        raise IsicFormatError(str(err)) from None
+    except UnicodeDecodeError:
+        raise IsicFormatError(f"{path} is not a text CSV file; rerun `asymcl download isic2018`") from None
     return [tuple(row) for row in rows]  # type: ignore[misc]

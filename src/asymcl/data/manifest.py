@@ -13,8 +13,10 @@ first appearance), which `asymcl resize` uses to assign packed targets.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from dataclasses import dataclass
 
+from asymcl.errors import InputError
 from asymcl.io import read_csv_rows, write_csv_atomic
 
 HEADER = ["id", "label", "split"]
@@ -41,11 +43,26 @@ def write_manifest(path: str | os.PathLike, rows: list[Row], classes: list[str])
     write_csv_atomic(path, HEADER, ((r.id, r.label, r.split) for r in sort_rows(rows, classes)))
 
 
+class ManifestError(InputError):
+    """A manifest file is missing or not in the ``id,label,split`` format."""
+
+
 def read_manifest(path: str | os.PathLike) -> list[Row]:
-    rows = [Row(*row) for row in read_csv_rows(path, HEADER, "run `asymcl subset` first")]
+    if Path(path).is_dir():
+        raise ManifestError(f"manifest {path} is a folder, expected the manifest.csv written by `asymcl subset`")
+    try:
+        rows = read_csv_rows(path, HEADER, "run `asymcl subset` first", ManifestError)
+    except FileNotFoundError as err:
+        raise ManifestError(f"manifest {err}") from None
+    except UnicodeDecodeError:
+        raise ManifestError(f"manifest {path} is not a text CSV file; pass the manifest.csv written by `asymcl subset`") from None
+    short = [i for i, row in enumerate(rows, start=2) if len(row) != len(HEADER)]
+    if short:
+        raise ManifestError(f"{path}:{short[0]}: expected {len(HEADER)} fields (id,label,split); the file is damaged")
+    rows = [Row(*row) for row in rows]
     bad = [r for r in rows if r.split not in SPLITS]
     if bad:
-        raise ValueError(f"{path}: split must be one of {SPLITS}, got {bad[0].split!r} for id {bad[0].id}")
+        raise ManifestError(f"{path}: split must be one of {SPLITS}, got {bad[0].split!r} for id {bad[0].id}")
     return rows
 
 

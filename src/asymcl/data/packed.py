@@ -46,6 +46,12 @@ class PackedSplit:
 
 def save_split(path: str | os.PathLike, split: PackedSplit) -> None:
     """Write ``split`` atomically to ``path``."""
+    with atomic_path(path) as tmp:
+        write_split(tmp, split)
+
+
+def write_split(path: str | os.PathLike, split: PackedSplit) -> None:
+    """Write ``split`` to ``path`` in place (callers stage it: `save_split`, `staged_outputs`)."""
     payload = {
         "images": split.images.contiguous(),
         "targets": split.targets.to(torch.int64),
@@ -54,7 +60,7 @@ def save_split(path: str | os.PathLike, split: PackedSplit) -> None:
     }
     # Save through a file handle: given a path, torch.save records the (random) temporary
     # file name inside the archive and the same content would give different bytes.
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+    with open(path, "wb") as handle:
         torch.save(payload, handle)
 
 

@@ -38,9 +38,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from asymcl.data.manifest import Row
-
-
 from asymcl.errors import InputError
+
 
 #: Train/test split methods (`make_subset`'s ``split``); the first is the default.
 SPLIT_METHODS = ("stratified", "random")
