@@ -249,12 +249,10 @@ def test_older_checkpoints_without_the_new_keys_still_resume(tmp_path):
     ({"method": "one-stage", "gamma": 1.0}, "gamma"),
     ({"method": "one-stage", "stage1_loss": "kcl"}, "stage1_loss"),
     ({"method": "one-stage", "views": 2}, "views"),
-    ({"method": "one-stage", "nan_policy": "released"}, "nan_policy"),
     ({"method": "one-stage", "save_embeddings": True}, "save_embeddings"),
     ({"classifier_loss": "focal"}, "classifier_loss"),
     ({"stage1_loss": "kcl", "eta": 60.0}, "eta"),
     ({"stage1_loss": "class-averaged", "gamma": 2.0}, "gamma"),
-    ({"stage1_loss": "kcl", "nan_policy": "released"}, "nan_policy"),
     ({"method": "three-stage"}, "method"),
     ({"classifier_loss": "weighted_ce", "method": "one-stage"}, "classifier_loss"),
     ({"kcl_k": 0, "stage1_loss": "kcl"}, "kcl_k"),
@@ -270,6 +268,21 @@ def test_valid_method_settings_pass():
     _spec(stage1_loss="kcl", kcl_k=1).validate()
     _spec(stage1_loss="class-averaged", views=2).validate()
     _spec(eta=60, gamma=2, kcl_k=3).validate()  # kcl_k is ignored by AFCL, not an error
+
+
+def test_released_nan_policy_acts_on_afcl_only():
+    from asymcl.engine.stage1 import released_skip
+
+    # a config's default nan_policy released (the authors' protocol) stays valid for the
+    # baselines and skips nothing there: the released arithmetic is AFCL's
+    for settings in ({"method": "one-stage"}, {"stage1_loss": "kcl"}, {"stage1_loss": "class-averaged", "views": 2}):
+        spec = _spec(nan_policy="released", **settings)
+        spec.validate()
+        assert not spec.released_policy_acts() and released_skip(spec) is None, settings
+    afcl = _spec(nan_policy="released", eta=60)
+    assert afcl.released_policy_acts() and released_skip(afcl) is not None
+    with pytest.raises(ConfigError, match="setting nan_policy="):
+        _spec(nan_policy="released", views=2).validate()
 
 
 def test_cli_names_a_bad_combination_before_training(data, tmp_path, capsys):

@@ -139,7 +139,7 @@ class RunSpec:
             if f.metadata["choices"] and getattr(self, f.name) not in f.metadata["choices"]:
                 raise self._bad(f.name, f"one of {list(f.metadata['choices'])}")
             self._check_number(f.name)
-        if self.nan_policy == "released" and self.views != 1:
+        if self.released_policy_acts() and self.views != 1:
             raise self._bad("nan_policy", "stable when views > 1 (the released code is single-view)")
         if not (self.device in ("auto", "cpu", "cuda") or str(self.device).startswith("cuda:")):
             raise self._bad("device", "auto, cpu, cuda or cuda:N")
@@ -159,15 +159,20 @@ class RunSpec:
                 for key in ("eta", "gamma"):
                     if getattr(self, key) != 0:
                         raise self._bad(key, f"0 with stage1_loss {self.stage1_loss} (eta and gamma are AFCL's)")
-                if self.nan_policy == "released":
-                    raise self._bad("nan_policy", f"stable with stage1_loss {self.stage1_loss} (released "
-                                    "replays the authors' AFCL arithmetic)")
             return
         # (setting, the only value one-stage accepts): the others configure the contrastive stage
         for key, only in (("eta", 0), ("gamma", 0), ("stage1_loss", "afcl"), ("views", 1),
-                          ("nan_policy", "stable"), ("save_embeddings", False)):
+                          ("save_embeddings", False)):
             if getattr(self, key) != only:
                 raise self._bad(key, f"{only} with method one-stage (it has no contrastive stage 1)")
+
+    def released_policy_acts(self) -> bool:
+        """Whether ``nan_policy="released"`` skips steps: only where the released arithmetic
+        exists, the AFCL stage 1 of the two-stage method; the other losses (KCL,
+        class-averaged, the one-stage classifier losses) train on every step under both
+        policies, so a config's default ``released`` applies the authors' protocol where it
+        is defined."""
+        return self.nan_policy == "released" and self.method == "two-stage" and self.stage1_loss == "afcl"
 
     def _bad(self, key: str, allowed: str) -> ConfigError:
         return ConfigError(f"setting {key}={getattr(self, key)!r} is invalid: expected {allowed}")

@@ -87,7 +87,7 @@ class _Stage1State:
 
 def released_skip(spec: RunSpec) -> Callable[[torch.Tensor, torch.Tensor], bool] | None:
     """The ``released`` NaN policy's step filter (`asymcl.released_loss`), or None."""
-    if spec.nan_policy != "released":
+    if not spec.released_policy_acts():  # AFCL only: the other losses have no released arithmetic
         return None
     from asymcl.released_loss import released_step_fails
 
