@@ -343,6 +343,7 @@ experiments:
   longtail: {cells: [{eta: 0, label: CL}], seeds: [0]}
   isic_split: {cells: [{eta: 0, gamma: 0, label: CL}], seeds: [0]}
   embeddings: {scenarios: ["80:20"], seeds: [0]}
+select_experiments: [normalization, views, batch_sampler, longtail, isic_split, embeddings]
 """
 FAMILIES = ["normalization", "views", "batch_sampler", "longtail", "isic_split", "embeddings"]
 
@@ -369,11 +370,12 @@ def test_ablations_config_plans_every_family(wf_project):
     jobs = parse_job_stats(text)
     # normalization 11 scenarios x 12 cells x 4 seeds = 528; views and batch_sampler add 2
     # cells each (their eta 0 / eta 60 cells are normalization's) x 4 scenarios x 4 seeds =
-    # 32 + 32; longtail 2 x 5 x 4 = 40; isic_split 2 x 3 x 4 = 24  -> 656 plain runs; the
-    # embeddings family's 2 x 2 x 4 = 16 runs also declare embeddings.npz.
-    assert jobs["train"] == 656 and jobs["train_embeddings"] == 16, jobs
+    # 32 + 32; longtail 2 x 11 x 4 = 88; isic_split 2 x 3 x 4 = 24; baselines 7 cells (its CL
+    # and eta 60 cells are normalization's) x 4 x 4 = 112, baselines_acl the same runs
+    # -> 816 plain runs; the embeddings family's 2 x 2 x 4 = 16 runs also declare embeddings.npz.
+    assert jobs["train"] == 816 and jobs["train_embeddings"] == 16, jobs
     assert jobs["subset_fmnist"] == (11 + 2) * 4 and jobs["subset_isic2018"] == 2 * 4, jobs
-    assert jobs["family_table"] == jobs["figure"] == 6, jobs
+    assert jobs["family_table"] == jobs["figure"] == 8, jobs
     assert jobs["diagnostics_figure"] == 4 and jobs["embedding_figure"] == 1, jobs
     # the long tail's subset: its own classes and sizes, no inherited --total
     lt = [line for line in text.splitlines() if "asymcl subset" in line and "lt-if100" in line]
@@ -441,3 +443,97 @@ def test_ablations_smoke_runs_every_family_end_to_end(wf_project, tmp_path):
     _snakemake(wf_project, *configs, "--report", "report.html")
     html = (wf_project / "report.html").read_text(errors="replace")
     assert all(name in html for name in FAMILIES) and "embeddings_embeddings.png" in html
+
+
+# ----------------------------------------------------------------------------- baselines family
+
+# The cells of the baselines families and the `asymcl train` flags each must get.
+BASELINE_FLAGS = {
+    "eta0_gamma0": [],
+    "eta60_gamma0": ["--eta 60"],
+    "eta0_gamma0_method-one-stage": ["--method one-stage"],
+    "eta0_gamma0_classifier_loss-weighted-ce_method-one-stage": ["--method one-stage", "--classifier-loss weighted-ce"],
+    "eta0_gamma0_classifier_loss-focal_method-one-stage": ["--method one-stage", "--classifier-loss focal"],
+    "eta0_gamma0_classifier_loss-logit-adjusted_method-one-stage": [
+        "--method one-stage", "--classifier-loss logit-adjusted"],
+    "eta0_gamma0_classifier_loss-balanced-softmax_method-one-stage": [
+        "--method one-stage", "--classifier-loss balanced-softmax"],
+    "eta0_gamma0_stage1_loss-kcl": ["--stage1-loss kcl"],
+    "eta0_gamma0_stage1_loss-class-averaged": ["--stage1-loss class-averaged"],
+}
+
+
+@pytest.mark.workflow
+def test_baselines_families_plan_in_full(wf_project, tmp_path):
+    from workflow_runs import parse_job_stats
+
+    only = tmp_path / "only.yaml"
+    only.write_text("select_experiments: [baselines, baselines_acl]\n")
+    proc = _snakemake(wf_project, "-n", "-p", "--configfile", "config/ablations.yaml", str(only))
+    text = proc.stdout + proc.stderr
+    jobs = parse_job_stats(text)
+    # 9 cells x 4 scenarios x 4 seeds, shared by the two families (trained once)
+    assert jobs["train"] == 9 * 4 * 4 and jobs["subset_fmnist"] == 4 * 4, jobs
+    assert jobs["family_table"] == jobs["figure"] == 2, jobs
+    commands = [line for line in text.splitlines() if "asymcl train" in line]
+    for scenario in ("50-50", "80-20", "95-5", "98-2"):
+        for cell, flags in BASELINE_FLAGS.items():
+            mine = [c for c in commands if f"/runs/fmnist/{scenario}/{cell}/seed3/" in c]
+            assert len(mine) == 1, (scenario, cell)
+            assert all(f in mine[0] for f in flags), (cell, mine[0])
+            for other in ("--method", "--classifier-loss", "--stage1-loss"):
+                assert (other in mine[0]) == any(f.startswith(other) for f in flags), (cell, other)
+    # the families as the Snakefile builds them (config.yaml, then ablations.yaml over it)
+    import yaml
+
+    from asymcl.experiments import build_grid
+
+    config = yaml.safe_load((wf_project / "config.yaml").read_text())
+    config.update(yaml.safe_load((wf_project / "config" / "ablations.yaml").read_text()))
+    config["select_experiments"] = ["baselines", "baselines_acl"]
+    experiments = build_grid(config).experiments
+    assert experiments["baselines"]["baseline"] == "eta0_gamma0"
+    assert experiments["baselines_acl"]["baseline"] == "eta60_gamma0"
+    for name in ("baselines", "baselines_acl"):
+        assert [c["id"] for c in experiments[name]["cells"]] == list(BASELINE_FLAGS)
+
+
+BASELINES_TEST_CONFIG = """\
+select_experiments: [baselines, baselines_acl]
+experiments:
+  baselines: {seeds: [0]}
+  baselines_acl: {seeds: [0]}
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.workflow
+def test_baselines_smoke_runs_end_to_end_with_tables_and_figures(wf_project, tmp_path):
+    test_config = tmp_path / "baselines-test.yaml"
+    test_config.write_text(BASELINES_TEST_CONFIG)
+    configs = ["--configfile", "config/ablations-smoke.yaml", str(test_config)]
+    _snakemake(wf_project, *configs, "--cores", "2", timeout=1800)
+    results = wf_project / "results" / "ablations-smoke"  # paths.results of the smoke config
+    runs = pd.read_csv(results / "runs.csv", dtype={"scenario": str})
+    runs = runs[runs.scenario == "80-20"]
+    # one run per cell: the two families share them
+    assert sorted(runs.cell) == sorted(BASELINE_FLAGS) and (runs.seed == 0).all()
+    here = runs.set_index("cell")
+    assert (here.loc[[c for c in BASELINE_FLAGS if "one-stage" in c], "method"] == "one-stage").all()
+    assert here.loc["eta0_gamma0_stage1_loss-kcl", "stage1_loss"] == "kcl"
+    for cell in BASELINE_FLAGS:
+        m = json.loads((results / f"runs/fmnist/80-20/{cell}/seed0/metrics.json").read_text())
+        assert len(m["stage2"]["epochs"]) == (0 if "one-stage" in cell else 1), cell
+        assert 0 <= m["uwa"] <= 100 and m["nan_steps"] == 0, cell
+    for name, baseline in (("baselines", "eta0_gamma0"), ("baselines_acl", "eta60_gamma0")):
+        assert "\\toprule" in (results / "tables" / f"{name}.tex").read_text()
+        assert (results / "figures" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+        table = pd.read_csv(results / "tables" / f"{name}.csv", dtype={"scenario": str})
+        assert list(table[table.metric == "uwa"].cell) == list(BASELINE_FLAGS), name
+        assert table[table.is_baseline].cell.unique().tolist() == [baseline], name
+        # the paired difference is the difference of the runs (one seed)
+        for row in table[(table.metric == "uwa") & ~table.is_baseline].itertuples():
+            assert row.diff_n == 1, (name, row.cell)
+            assert row.diff_mean == pytest.approx(here.loc[row.cell, "uwa"] - here.loc[baseline, "uwa"], abs=1e-4)
+    proc = _snakemake(wf_project, *configs, "-n")
+    assert "Nothing to be done" in proc.stdout + proc.stderr

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from asymcl.engine.device import DeviceContext
-from asymcl.engine.spec import ConfigError, RunSpec
+from asymcl.engine.spec import IDENTITY_ADDED, ConfigError, RunSpec
 from asymcl.io import atomic_path
 
 CHECKPOINT_FILE = "stage1_checkpoint.pt"
@@ -33,9 +33,8 @@ def load_checkpoint(path: Path, spec: RunSpec, ctx: DeviceContext) -> dict[str, 
         raise ConfigError(
             f"stage-1 checkpoint {path} cannot be read ({err}); delete it to start the run afresh"
         ) from err
-    mismatched = {
-        k: (state["identity"].get(k), v) for k, v in spec.stage1_identity().items() if state["identity"].get(k) != v
-    }
+    saved = {**IDENTITY_ADDED, **state["identity"]}
+    mismatched = {k: (saved.get(k), v) for k, v in spec.stage1_identity().items() if saved.get(k) != v}
     if mismatched:
         detail = ", ".join(f"{k}: checkpoint {a!r} vs now {b!r}" for k, (a, b) in sorted(mismatched.items()))
         raise ConfigError(

@@ -3,6 +3,8 @@
 `run` reads the subset, builds the model and the stage-1 loss (AFCL from the spec unless a
 loss is passed in), trains stage 1 (`asymcl.engine.stage1`), trains and scores the linear
 head (`asymcl.engine.stage2`) and writes ``OUT/metrics.json`` (`asymcl.engine.metrics`).
+``method="one-stage"`` trains encoder + linear head end to end with a classifier loss in
+the stage-1 loop instead and scores that head (`asymcl.engine.one_stage`).
 """
 
 from __future__ import annotations
@@ -15,10 +17,13 @@ from typing import Any, Callable
 import torch
 
 from asymcl import models
+from asymcl.data.packed import PackedSplit
 from asymcl.engine.batches import load_subset
 from asymcl.engine.checkpoints import CHECKPOINT_FILE
 from asymcl.engine.device import DeviceContext, reproducible, resolve_device
+from asymcl.engine.losses_choice import one_stage_loss, stage1_loss
 from asymcl.engine.metrics import METRICS_FILE, Timings, metrics_record
+from asymcl.engine.one_stage import build_one_stage_model, class_counts, trained_head
 from asymcl.engine.spec import ConfigError, RunSpec
 from asymcl.engine.stage1 import train_stage1
 from asymcl.engine.stage2 import EMBEDDINGS_FILE, save_embeddings, score, train_stage2
@@ -29,11 +34,14 @@ log = logging.getLogger("asymcl.engine")
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def default_loss(spec: RunSpec) -> torch.nn.Module:
-    """The paper's stage-1 loss: ``AFCL(eta, gamma, temperature, normalization)``."""
-    from asymcl.losses import AFCL
-
-    return AFCL(eta=spec.eta, gamma=spec.gamma, temperature=spec.temperature, normalization=spec.normalization)
+def default_loss(spec: RunSpec, train: PackedSplit | None = None) -> torch.nn.Module:
+    """The spec's training loss: two-stage, its stage-1 loss (the paper's AFCL by default);
+    one-stage, its classifier loss with ``train``'s class counts (`asymcl.engine.losses_choice`)."""
+    if spec.method == "one-stage":
+        if train is None:
+            raise ValueError("the one-stage loss needs the training split (its class counts)")
+        return one_stage_loss(spec, class_counts(train))
+    return stage1_loss(spec)
 
 
 def build_model(spec: RunSpec, ctx: DeviceContext) -> tuple[torch.nn.Module, torch.nn.Module]:
@@ -48,8 +56,8 @@ def build_model(spec: RunSpec, ctx: DeviceContext) -> tuple[torch.nn.Module, tor
 def run(spec: RunSpec, loss: Loss | None = None) -> dict[str, Any] | None:
     """Train and evaluate one run; write ``OUT/metrics.json``; return the metrics.
 
-    ``loss``: the stage-1 loss, called as ``loss(features, labels)``; default
-    `default_loss(spec)` (AFCL). Returns ``None`` when ``spec.stop_after_epoch`` stopped the
+    ``loss``: the stage-1 loss, called as ``loss(features, labels)`` (one-stage: as
+    ``loss(logits, labels)``); default `default_loss(spec, train)`. Returns ``None`` when ``spec.stop_after_epoch`` stopped the
     run early (debug option). Raises `ConfigError` for bad settings or inputs,
     `models.PretrainedWeightsError` when weights cannot be obtained, `TooManyNonFiniteSteps`
     when too many steps were skipped.
@@ -63,14 +71,18 @@ def run(spec: RunSpec, loss: Loss | None = None) -> dict[str, Any] | None:
     if ctx.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(ctx.device)
     with reproducible(ctx, spec.seed, spec.num_threads):
-        model, step_model = build_model(spec, ctx)
+        one_stage = spec.method == "one-stage"
+        if one_stage:
+            model, step_model = build_one_stage_model(spec, ctx, len(train.classes))
+        else:
+            model, step_model = build_model(spec, ctx)
         optimizer = torch.optim.Adam(model.parameters(), lr=spec.lr)
-        loss_fn = default_loss(spec) if loss is None else loss
+        loss_fn = default_loss(spec, train) if loss is None else loss
         stage1 = train_stage1(spec, ctx, model, optimizer, loss_fn, train, out, step_model)
         if stage1.stopped:
             return None
         s1_counts = check_nan_fraction("stage 1", stage1.history, spec.max_nan_fraction)
-        stage2 = train_stage2(spec, ctx, model, train, test)
+        stage2 = trained_head(model, test, ctx) if one_stage else train_stage2(spec, ctx, model, train, test)
         t0 = time.perf_counter()
         scores = score(stage2, train, spec)
         evaluate_s = time.perf_counter() - t0

@@ -26,6 +26,15 @@ STAGE2_LOSSES = ("ce", "focal")
 #: Stage-1 batch samplers (`asymcl.sampling.SAMPLERS`; a test checks they agree).
 BATCH_SAMPLERS = ("random", "balanced")
 ABLATIONS = "ablations beyond the paper (defaults: the paper's setting)"
+#: Training methods: the paper's contrastive stage 1 + linear head, or encoder + linear head
+#: trained end to end with a classifier loss (`asymcl.engine.one_stage`).
+METHODS = ("two-stage", "one-stage")
+#: Stage-1 losses of the two-stage method (`asymcl.engine.losses_choice`).
+STAGE1_LOSSES = ("afcl", "kcl", "class-averaged")
+#: One-stage classifier losses (`asymcl.losses.classification`, spelled with '-' so that a
+#: value can be part of a run path: ``weighted-ce`` is the library's ``weighted_ce``).
+CLASSIFIER_LOSSES = ("ce", "weighted-ce", "focal", "logit-adjusted", "balanced-softmax")
+BASELINES = "imbalance baselines beyond the paper (defaults: the paper's method)"
 
 
 class ConfigError(InputError):
@@ -105,6 +114,20 @@ class RunSpec:
                                     "(default %(default)s)", minimum=0, metavar="N", group=ABLATIONS)
     few_shot_threshold: int = _opt(20, "> 2 classes: classes with fewer than N training images are few-shot "
                                    "(default %(default)s)", minimum=0, metavar="N", group=ABLATIONS)
+    method: str = _opt("two-stage", "two-stage: contrastive stage 1, then a linear head on the frozen encoder "
+                       "(the paper); one-stage: encoder + linear head trained end to end for --epochs1 epochs "
+                       "with --classifier-loss (default %(default)s)", choices=METHODS, group=BASELINES)
+    classifier_loss: str = _opt("ce", "one-stage loss: cross-entropy, class-weighted ce (w_c = n / (C n_c)), "
+                                "focal (--focal-gamma), logit-adjusted (--logit-adjust-tau), balanced softmax; "
+                                "class counts from the training split (default %(default)s)",
+                                choices=CLASSIFIER_LOSSES, group=BASELINES)
+    logit_adjust_tau: float = _opt(1.0, "tau of the logit-adjusted loss (default %(default)s)", minimum=0,
+                                   group=BASELINES)
+    stage1_loss: str = _opt("afcl", "two-stage: stage-1 loss, AFCL (--eta, --gamma; the paper), KCL "
+                            "(--kcl-k positives per anchor) or BCL's class-averaged SupCon (default %(default)s)",
+                            choices=STAGE1_LOSSES, group=BASELINES)
+    kcl_k: int = _opt(6, "KCL: positives per anchor from its class (default %(default)s)", minimum=1,
+                      metavar="K", group=BASELINES)
 
     @classmethod
     def field_names(cls) -> list[str]:
@@ -116,7 +139,7 @@ class RunSpec:
             if f.metadata["choices"] and getattr(self, f.name) not in f.metadata["choices"]:
                 raise self._bad(f.name, f"one of {list(f.metadata['choices'])}")
             self._check_number(f.name)
-        if self.nan_policy == "released" and self.views != 1:
+        if self.released_policy_acts() and self.views != 1:
             raise self._bad("nan_policy", "stable when views > 1 (the released code is single-view)")
         if not (self.device in ("auto", "cpu", "cuda") or str(self.device).startswith("cuda:")):
             raise self._bad("device", "auto, cpu, cuda or cuda:N")
@@ -124,6 +147,32 @@ class RunSpec:
             raise self._bad("few_shot_threshold", f"at most many_shot_threshold + 1 = {self.many_shot_threshold + 1}")
         if str(self.pretrained) not in ("imagenet", "none") and not Path(self.pretrained).is_file():
             raise self._bad("pretrained", "imagenet, none, or the path of an existing local weights file")
+        self._validate_method()
+
+    def _validate_method(self) -> None:
+        """Settings that only mean something for one of the methods or stage-1 losses."""
+        if self.method == "two-stage":
+            if self.classifier_loss != "ce":
+                raise self._bad("classifier_loss", "ce with method two-stage (the classifier loss is the "
+                                "one-stage method's; set method one-stage, or stage2_loss for the linear head)")
+            if self.stage1_loss != "afcl":
+                for key in ("eta", "gamma"):
+                    if getattr(self, key) != 0:
+                        raise self._bad(key, f"0 with stage1_loss {self.stage1_loss} (eta and gamma are AFCL's)")
+            return
+        # (setting, the only value one-stage accepts): the others configure the contrastive stage
+        for key, only in (("eta", 0), ("gamma", 0), ("stage1_loss", "afcl"), ("views", 1),
+                          ("save_embeddings", False)):
+            if getattr(self, key) != only:
+                raise self._bad(key, f"{only} with method one-stage (it has no contrastive stage 1)")
+
+    def released_policy_acts(self) -> bool:
+        """Whether ``nan_policy="released"`` skips steps: only where the released arithmetic
+        exists, the AFCL stage 1 of the two-stage method; the other losses (KCL,
+        class-averaged, the one-stage classifier losses) train on every step under both
+        policies, so a config's default ``released`` applies the authors' protocol where it
+        is defined."""
+        return self.nan_policy == "released" and self.method == "two-stage" and self.stage1_loss == "afcl"
 
     def _bad(self, key: str, allowed: str) -> ConfigError:
         return ConfigError(f"setting {key}={getattr(self, key)!r} is invalid: expected {allowed}")
@@ -143,10 +192,26 @@ class RunSpec:
         return echo
 
     def stage1_identity(self) -> dict[str, Any]:
-        """Settings a stage-1 checkpoint must share with the run that resumes it."""
-        keys = ("eta", "gamma", "seed", "arch", "pretrained", "batch_size", "lr", "temperature",
-                "normalization", "rotation", "hflip", "views", "batch_sampler", "nan_policy")
+        """Settings a stage-1 checkpoint must share with the run that resumes it.
+
+        A key of `IDENTITY_ADDED` missing from a checkpoint is read as its value there (the
+        checkpoints written before the key existed); the loss parameters follow the method
+        and loss, which are themselves compared.
+        """
+        keys = ["eta", "gamma", "seed", "arch", "pretrained", "batch_size", "lr", "temperature",
+                "normalization", "rotation", "hflip", "views", "batch_sampler", "nan_policy", "method",
+                "stage1_loss"]
+        if self.method == "one-stage":
+            keys.append("classifier_loss")
+            keys += {"focal": ["focal_gamma"], "logit-adjusted": ["logit_adjust_tau"]}.get(self.classifier_loss, [])
+        elif self.stage1_loss == "kcl":
+            keys.append("kcl_k")
         return {k: getattr(self, k) for k in keys}
+
+
+#: Identity keys added after stage-1 checkpoints were first written, with the value that an
+#: older checkpoint (which lacks them) was trained with.
+IDENTITY_ADDED = {"method": "two-stage", "stage1_loss": "afcl"}
 
 
 def _int(value: Any) -> bool:
@@ -180,6 +245,8 @@ _RULES: dict[str, tuple[Any, str]] = {
     "views": (lambda v: _int(v) and v >= 1, "an integer >= 1 (1 = the paper's single view)"),
     "many_shot_threshold": (lambda v: _int(v) and v >= 0, "an integer >= 0 (a training-image count)"),
     "few_shot_threshold": (lambda v: _int(v) and v >= 0, "an integer >= 0 (a training-image count)"),
+    "logit_adjust_tau": (lambda v: _number(v) and math.isfinite(v) and v >= 0, "a number >= 0 (0: plain ce)"),
+    "kcl_k": (lambda v: _int(v) and v >= 1, "an integer >= 1 (positives per anchor)"),
 }
 
 

@@ -60,6 +60,7 @@ class _Stage1State:
     optimizer: torch.optim.Optimizer
     shuffle_gen: torch.Generator
     aug_gen: torch.Generator
+    loss_gen: torch.Generator | None = None  # a loss that draws (KCL's positives)
 
     def capture(self, spec: RunSpec, epoch: int, history: list[dict[str, Any]]) -> dict[str, Any]:
         return {
@@ -71,6 +72,7 @@ class _Stage1State:
             "aug_gen": self.aug_gen.get_state(),
             "torch_rng": torch.get_rng_state(),
             "history": history,
+            **({"loss_gen": self.loss_gen.get_state()} if self.loss_gen is not None else {}),
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -79,11 +81,13 @@ class _Stage1State:
         self.shuffle_gen.set_state(state["shuffle_gen"].cpu())
         self.aug_gen.set_state(state["aug_gen"].cpu())
         torch.set_rng_state(state["torch_rng"].cpu())
+        if self.loss_gen is not None:
+            self.loss_gen.set_state(state["loss_gen"].cpu())
 
 
 def released_skip(spec: RunSpec) -> Callable[[torch.Tensor, torch.Tensor], bool] | None:
     """The ``released`` NaN policy's step filter (`asymcl.released_loss`), or None."""
-    if spec.nan_policy != "released":
+    if not spec.released_policy_acts():  # AFCL only: the other losses have no released arithmetic
         return None
     from asymcl.released_loss import released_step_fails
 
@@ -100,7 +104,8 @@ def train_stage1(spec: RunSpec, ctx: DeviceContext, model: torch.nn.Module, opti
     targets = train.targets.to(ctx.device)
     batches = BatchMaker(train.images, ctx, BatchAugment(max_degrees=spec.rotation, hflip=spec.hflip))
     state = _Stage1State(model, optimizer, torch.Generator().manual_seed(spec.seed),
-                         torch.Generator(device=ctx.device).manual_seed(spec.seed + 1))
+                         torch.Generator(device=ctx.device).manual_seed(spec.seed + 1),
+                         getattr(loss_fn, "generator", None))
     result = Stage1Result()
     ckpt_path = out / checkpoints.CHECKPOINT_FILE
     if ckpt_path.exists():
