@@ -57,7 +57,9 @@ def import_graph(source_dir: Path = SOURCE_DIR) -> dict[str, set[str]]:
     """``{module: the package modules it imports}``, from the source files' ASTs.
 
     An import of ``a.b.c`` also depends on the packages ``a`` and ``a.b`` (Python runs their
-    ``__init__``), so those are edges too.
+    ``__init__``), so those are edges too, except packages that enclose the importing module
+    itself (already loaded before it runs: ``asymcl.losses.kcl`` importing
+    ``asymcl.losses._contrastive`` does not depend on ``asymcl.losses``).
     """
     modules = package_modules(source_dir)
     graph: dict[str, set[str]] = {}
@@ -68,7 +70,8 @@ def import_graph(source_dir: Path = SOURCE_DIR) -> dict[str, set[str]]:
             parts = imported.split(".")
             for i in range(1, len(parts) + 1):
                 prefix = ".".join(parts[:i])
-                if prefix in modules and prefix != name:
+                # A package that encloses this module is loaded before it runs: not an edge.
+                if prefix in modules and prefix != name and not name.startswith(prefix + "."):
                     deps.add(prefix)
         graph[name] = deps
     return graph

@@ -1,4 +1,4 @@
-r"""Asymmetric (focal) contrastive losses and the stage-2 focal loss.
+r"""Asymmetric (focal) contrastive losses: AFCL and its special cases CL, FCL, ACL.
 
 The maths
 =========
@@ -93,10 +93,12 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["AFCL", "CL", "FCL", "ACL", "FocalLoss", "LossDiagnostics", "NORMALIZATIONS"]
+from asymcl.losses._inputs import anchor_rows
+from asymcl.losses._inputs import check_number as _check_number
+
+__all__ = ["AFCL", "CL", "FCL", "ACL", "LossDiagnostics", "NORMALIZATIONS"]
 
 NORMALIZATIONS = ("reference", "paper")
 
@@ -119,17 +121,6 @@ class LossDiagnostics:
     @property
     def loss(self) -> float:
         return self.positive_term + self.eta_term
-
-
-def _check_number(name: str, value: float, *, positive: bool) -> float:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
-    if not math.isfinite(value) or (value <= 0 if positive else value < 0):
-        need = "> 0" if positive else ">= 0"
-        raise ValueError(f"{name} must be a finite number {need}, got {value!r}")
-    return value
 
 
 def _same_label_counts(labels: torch.Tensor) -> torch.Tensor:
@@ -345,32 +336,7 @@ class AFCL(nn.Module):
 
     @staticmethod
     def _anchors(features: torch.Tensor, labels: torch.Tensor):
-        if not torch.is_tensor(features) or not features.is_floating_point():
-            raise TypeError("features must be a floating-point tensor [N, D] or [N, V, D]")
-        if features.dim() not in (2, 3):
-            raise ValueError(
-                f"features must have shape [N, D] or [N, V, D], got {tuple(features.shape)}"
-            )
-        labels = torch.as_tensor(labels, device=features.device)
-        n = features.shape[0]
-        if labels.dim() != 1 or labels.shape[0] != n:
-            raise ValueError(
-                f"labels must have shape [N] = [{n}] to match features "
-                f"{tuple(features.shape)}, got {tuple(labels.shape)}"
-            )
-        if labels.is_floating_point() or labels.is_complex():
-            raise TypeError(f"labels must be integer class ids, got dtype {labels.dtype}")
-        views = features.shape[1] if features.dim() == 3 else 1
-        m = n * views
-        if m < 2:
-            raise ValueError(
-                f"a contrastive loss needs at least 2 anchor rows, got {m} "
-                f"(features {tuple(features.shape)})"
-            )
-        dtype = torch.float64 if features.dtype == torch.float64 else torch.float32
-        z = features.reshape(m, features.shape[-1]).to(dtype)
-        if views > 1:
-            labels = labels.repeat_interleave(views)  # row n*V + v is view v of sample n
+        z, labels, _views = anchor_rows(features, labels)
         return z, labels
 
 
@@ -399,44 +365,3 @@ class ACL(AFCL):
 
     def __init__(self, eta: float, temperature: float = 0.07, normalization: str = "reference"):
         super().__init__(eta, 0.0, temperature, normalization)
-
-
-class FocalLoss(nn.Module):
-    r"""Focal loss on logits: :math:`FL = -(1 - p_t)^\gamma \log p_t` (stage 2).
-
-    ``logits`` [N, C], integer ``targets`` [N]; :math:`\log p_t` comes from log_softmax and
-    :math:`1 - p_t` from ``-expm1(log p_t)`` floored at the dtype's epsilon (finite gradient
-    for gamma < 1 when p_t -> 1). ``gamma = 0`` is exactly cross-entropy. ``reduction`` is
-    "mean", "sum" or "none".
-    """
-
-    def __init__(self, gamma: float = 2.0, reduction: str = "mean"):
-        super().__init__()
-        self.gamma = _check_number("gamma", gamma, positive=False)
-        if reduction not in ("mean", "sum", "none"):
-            raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-        self.reduction = reduction
-
-    def extra_repr(self) -> str:
-        return f"gamma={self.gamma:g}, reduction={self.reduction!r}"
-
-    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        if logits.dim() != 2:
-            raise ValueError(f"logits must have shape [N, C], got {tuple(logits.shape)}")
-        if targets.dim() != 1 or targets.shape[0] != logits.shape[0]:
-            raise ValueError(
-                f"targets must have shape [N] = [{logits.shape[0]}], got {tuple(targets.shape)}"
-            )
-        dtype = torch.float64 if logits.dtype == torch.float64 else torch.float32
-        logp_t = F.log_softmax(logits.to(dtype), dim=1).gather(1, targets.long()[:, None])
-        logp_t = logp_t.squeeze(1)
-        if self.gamma == 0.0:
-            per_sample = -logp_t
-        else:
-            one_minus = torch.expm1(logp_t).neg().clamp_min(torch.finfo(dtype).eps)
-            per_sample = -one_minus.pow(self.gamma) * logp_t
-        if self.reduction == "mean":
-            return per_sample.mean()
-        if self.reduction == "sum":
-            return per_sample.sum()
-        return per_sample

@@ -1,0 +1,160 @@
+"""The README's results section, rendered from a published record (``results/published``).
+
+Nothing in the README's results is typed by hand: `render` builds the section from the
+record's own files (``record.json``, ``runs.csv``, ``tables/claims.csv``,
+``tables/fit_to_paper.csv``, ``workflow/paper_results.csv`` for the published numbers) and
+`update_readme` replaces the text between the README's ``<!-- results:start -->`` and
+``<!-- results:end -->`` markers. A test re-renders the section and compares, so an edit
+by hand (or a record published without re-rendering) fails.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from asymcl.errors import InputError
+from asymcl.io import atomic_path
+from asymcl.report.stats import summarize
+
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+METRIC_NAMES = {"uwa": "UWA", "accuracy": "accuracy"}
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path, dtype={"scenario": str})
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise InputError(f"{path}: cannot read it ({err}); publish the record first (asymcl publish)") from None
+
+
+def _cell_label(eta: float, gamma: float) -> str:
+    if eta == 0 and gamma == 0:
+        return "CL"
+    if gamma == 0:
+        return f"η={eta:g}"
+    if eta == 0:
+        return f"γ={gamma:g}"
+    return f"η={eta:g}, γ={gamma:g}"
+
+
+def _paper_lookup(paper: pd.DataFrame) -> dict:
+    return {(r.table, r.scenario, float(r.eta), float(r.gamma), r.metric): (float(r.value), str(r.uncertain).lower() == "true")
+            for r in paper.itertuples()}
+
+
+def grid_table(runs: pd.DataFrame, paper: pd.DataFrame, family: str, cells: list[tuple[float, float]],
+               metric: str) -> str:
+    """Markdown: one row per scenario, one column per cell, ``mean ± std`` and the paper's mean."""
+    mine = runs[runs["experiments"].fillna("").str.split(";").apply(lambda fams: family in fams)]
+    lookup = _paper_lookup(paper)
+    header = "| scenario | " + " | ".join(_cell_label(e, g) for e, g in cells) + " |"
+    lines = [header, "|" + "---|" * (len(cells) + 1)]
+    for scenario in sorted(mine["scenario"].unique(), key=lambda s: [float(x) for x in s.split("-")] if s[0].isdigit() else [0]):
+        row = [scenario.replace("-", ":")]
+        for eta, gamma in cells:
+            values = mine[(mine.scenario == scenario) & (mine.eta == eta) & (mine.gamma == gamma)][metric]
+            s = summarize(values.tolist())
+            published = lookup.get((family, scenario, eta, gamma, metric))
+            text = f"{s.mean:.1f} ± {s.std:.1f}" if s.n >= 2 else (f"{s.mean:.1f}" if s.n else "–")
+            if published is not None:
+                text += f" ({published[0]:.1f}{'?' if published[1] else ''})"
+            row.append(text)
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def claims_table(claims: pd.DataFrame) -> str:
+    per_claim = claims.drop_duplicates("claim")[["claim", "text", "claim_verdict"]]
+    lines = ["| claim | verdict | tests: holds / contradicted / not resolved |", "|---|---|---|"]
+    for r in per_claim.itertuples():
+        v = claims[claims.claim == r.claim]["verdict"].value_counts()
+        counts = " / ".join(str(int(v.get(k, 0))) for k in ("holds", "contradicted", "not resolved"))
+        lines.append(f"| {r.text} | **{r.claim_verdict}** | {counts} |")
+    return "\n".join(lines)
+
+
+def fit_table(fit: pd.DataFrame) -> str:
+    lines = ["| family | table | metric | cells | MAE | RMS | paper mean inside our 95% CI |", "|---|---|---|---|---|---|---|"]
+    for r in fit.itertuples():
+        lines.append(f"| {r.family} | {r.table} | {METRIC_NAMES.get(r.metric, r.metric)} | {int(r.matched)} | "
+                     f"{r.mae:.1f} | {r.rms:.1f} | {int(r.inside)} of {int(r.testable)} |")
+    return "\n".join(lines)
+
+
+def _settings_line(runs: pd.DataFrame) -> str:
+    keys = [k for k in ("arch", "pretrained", "epochs1", "epochs2", "lr", "batch_size", "nan_policy", "normalization")
+            if k in runs.columns]
+    parts = []
+    for key in keys:
+        values = sorted({str(v) for v in runs[key].dropna()})
+        parts.append(f"`{key}` {'/'.join(values)}")
+    return ", ".join(parts)
+
+
+def render(published: str | Path, paper_results: str | Path, figure_prefix: str = "results/published") -> str:
+    """The README's results section (markdown) from a published record folder."""
+    published = Path(published)
+    record_path = published / "record.json"
+    try:
+        record = json.loads(record_path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise InputError(f"{record_path}: cannot read it ({err}); publish the record first (asymcl publish)") from None
+    runs = _read_csv(published / "runs.csv")
+    paper = _read_csv(Path(paper_results))
+    claims = _read_csv(published / "tables" / "claims.csv")
+    fit = _read_csv(published / "tables" / "fit_to_paper.csv")
+    commits = sorted({str(c) for c in runs.get("code_commit", pd.Series(dtype=str)).dropna()})
+    seeds = sorted(runs.seed.unique())
+    scenarios = sorted(runs.scenario.unique())
+    cells = sorted({(float(e), float(g)) for e, g in zip(runs.eta, runs.gamma)})
+    table1 = [c for c in cells if c[1] == 0]
+    table2 = [c for c in cells if c[0] == 0]
+    wall = record.get("wall_time_s")
+    parts = [
+        f"**CPU record: Tables 1-2 on real Fashion-MNIST (T-shirt vs shirt).** {len(runs)} runs: "
+        f"{len(scenarios)} scenarios x {len(cells)} loss cells x {len(seeds)} seeds. "
+        "**Encoders trained from scratch** (`pretrained: none`: no ImageNet weights can be downloaded "
+        "where this record was made; the paper's encoders were ImageNet-pretrained), so our numbers are "
+        "not expected to equal the paper's. Settings: " + _settings_line(runs) + ".",
+        f"Made by `{record.get('command', 'unknown')}` at commit {', '.join(f'`{c[:10]}`' for c in commits) or 'unknown'} "
+        f"on {record.get('machine', 'an unknown machine')}"
+        + (f" in {float(wall) / 60:.0f} min wall time" if wall else "") + f" ({record.get('date', 'date unknown')}).",
+        "UWA (%), mean ± std over seeds, the paper's mean in brackets (`?`: uncertain in the extracted text). "
+        "Table 1 (η grid, γ = 0):",
+        grid_table(runs, paper, "table1", table1, "uwa"),
+        "Table 2 (γ grid, η = 0):",
+        grid_table(runs, paper, "table2", table2, "uwa"),
+        f"![UWA and accuracy against the imbalance ratio, Table 1 cells]({figure_prefix}/figures/table1.png)",
+        "**The paper's FMNIST claims**, each tested by paired per-seed differences against CL (same seed = same "
+        "split), 95% t intervals and Holm-adjusted p (`tables/claims.csv` has every test):",
+        claims_table(claims),
+        "**Fit to the published numbers** (mean absolute and RMS difference of our cell means from the paper's, "
+        "in points; how many published means fall inside our 95% interval):",
+        fit_table(fit),
+        "Everything above is rendered from `results/published/` by `asymcl readme-results`; accuracy tables, "
+        "paired differences against CL and ours-vs-paper are in `results/published/tables/`. Rebuild from the raw "
+        "files: `snakemake --configfile config/record-cpu.yaml --cores 2`, then `asymcl publish` and "
+        "`asymcl readme-results` (docs/workflow.md).",
+    ]
+    return "\n\n".join(parts) + "\n"
+
+
+def update_readme(readme: str | Path, section: str, check: bool = False) -> bool:
+    """Put ``section`` between the README's results markers; True when the file changed
+    (with ``check``, nothing is written)."""
+    readme = Path(readme)
+    text = readme.read_text()
+    if START not in text or END not in text or text.index(START) > text.index(END):
+        raise InputError(f"{readme}: no '{START}' ... '{END}' markers; add them where the results go")
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    new = f"{head}{START}\n{section}{END}{tail}"
+    if new == text:
+        return False
+    if not check:
+        with atomic_path(readme) as tmp:
+            tmp.write_text(new)
+    return True
