@@ -69,7 +69,15 @@ def _run_train_many(args: argparse.Namespace) -> int:
         raise InputError(f"spec file {path} is not valid JSON: {err}") from None
     if not isinstance(items, list):
         raise InputError(f"spec file {path} must hold a JSON list of run objects")
-    specs = [spec_from_mapping(item, f"{path} item {i}") for i, item in enumerate(items)]
+    specs = []
+    for i, item in enumerate(items):
+        where = f"{path} item {i}"
+        spec = spec_from_mapping(item, where)
+        try:
+            spec.check_paths()
+        except InputError as err:
+            raise InputError(f"{where}: {err}") from None
+        specs.append(spec)
     statuses = run_cells(specs)
     failed = [s for s in statuses if s["status"] == "failed"]
     for s in failed:
