@@ -58,13 +58,18 @@ def _fmnist_subset(source: Path, work: Path) -> tuple[Path, str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--fmnist", type=Path, default=Path("/work/shared/data/fmnist"))
+    parser.add_argument("--subset", type=Path, default=None,
+                        help="an existing subset folder (train.pt, test.pt) instead of download + subset")
     parser.add_argument("--epochs1", type=int, default=20)
     parser.add_argument("--epochs2", type=int, default=10)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "run_overhead_cpu.json")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        data, described = _fmnist_subset(args.fmnist, Path(tmp))
+        if args.subset:
+            data, described = args.subset, f"subset folder {args.subset}"
+        else:
+            data, described = _fmnist_subset(args.fmnist, Path(tmp))
         spec = RunSpec(data=str(data), out=str(Path(tmp) / "run"), eta=0.0, gamma=0.0, seed=0,
                        epochs1=args.epochs1, epochs2=args.epochs2, pretrained="none", device="cpu",
                        num_threads=args.threads)
