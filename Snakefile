@@ -10,8 +10,25 @@ from snakemake.utils import min_version, validate
 
 min_version("8.0")
 
+import sys
+from pathlib import Path
 
-configfile: "config.yaml"
+# this workflow's package (parse-time helpers; the jobs run it too: common.smk)
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+
+from asymcl.config_checks import load_yaml_file
+from asymcl.errors import InputError
+
+# The defaults of every run, next to this file (also when run with -s/--directory).
+# Snakemake's own message for a YAML syntax error names neither file nor line: check first.
+DEFAULT_CONFIG = Path(workflow.basedir) / "config.yaml"
+try:
+    load_yaml_file(DEFAULT_CONFIG)
+except InputError as err:
+    raise WorkflowError(str(err))
+
+
+configfile: DEFAULT_CONFIG
 
 
 validate(config, "workflow/schemas/config.schema.yaml")

@@ -33,6 +33,7 @@ from workflow_runs import (  # noqa: E402
     snapshot,
     tail,
 )
+from test_publish import REPORT, RUNS, make_project  # noqa: E402
 
 pytestmark = [
     pytest.mark.dvc,
@@ -75,7 +76,8 @@ def shared(tmp_path_factory):
     dvc("remote", "add", "-d", "local", str(remote), cwd=repo)
 
     dvc("add", *RAW, cwd=repo)
-    asymcl("publish", cwd=repo)  # copy results -> results/published, dvc add, dvc push
+    # copy the config's results -> results/published, dvc add, dvc push
+    asymcl("publish", "--configfile", str(config), "--command", "snakemake --cores 2", cwd=repo)
     dvc("push", cwd=repo)  # the raw data too
     git("add", "-A", cwd=repo)
     git("commit", "-q", "-m", "project with DVC-tracked raw data and published results", cwd=repo)
@@ -137,11 +139,9 @@ def test_fresh_clone_pull_restores_identical_bytes_and_plans_no_download(shared,
 
 def test_publish_refuses_a_gitignore_that_hides_the_dvc_file(tmp_path):
     """`/results/*` with a `!` exception hides results/published.dvc from DVC
-    (treeverse/dvc#10987): publishing must fail loudly rather than push nothing."""
-    repo = tmp_path / "repo"
-    (repo / "results" / "tables").mkdir(parents=True)
-    (repo / "results" / "runs.csv").write_text("dataset,accuracy\nfmnist,90\n")
-    (repo / "results" / "tables" / "table1.tex").write_text("\\begin{tabular}\n")
+    (treeverse/dvc#10987): publishing must fail loudly rather than push nothing, and leave
+    nothing behind (no published folder, .dvc file or .gitignore edit)."""
+    repo = make_project(tmp_path / "repo")
     (repo / ".gitignore").write_text("/results/*\n!/results/published.dvc\n!/results/.gitignore\n")
     git("init", "-q", cwd=repo)
     dvc("init", "-q", cwd=repo)
@@ -149,14 +149,41 @@ def test_publish_refuses_a_gitignore_that_hides_the_dvc_file(tmp_path):
                project_env(repo), TIMEOUT, check=False)
     assert proc.returncode == 2, proc.stderr
     assert ".gitignore" in proc.stderr and "results/published.dvc" in proc.stderr, proc.stderr
+    assert not (repo / "results" / "published").exists()
+    assert not (repo / "results" / "published.dvc").exists()
+    assert not (repo / "results" / ".gitignore").exists()
 
     # Named ignores instead: published, and DVC sees it.
-    (repo / ".gitignore").write_text("/results/runs.csv\n/results/tables/\n")
+    (repo / ".gitignore").write_text("/results/runs/\n/results/runs.csv\n/results/experiments.json\n"
+                                     "/results/tables/\n/results/figures/\n")
     out = asymcl("publish", "--no-push", cwd=repo)
-    assert "published 2 files" in out, out
+    assert f"published {len(RUNS) + len(REPORT) + 2} files" in out, out
     assert "no data or pipelines tracked" not in dvc("status", cwd=repo)
-    assert snapshot(repo / "results" / "published") == {
-        "runs.csv": (repo / "results" / "runs.csv").read_bytes(),
-        "tables/table1.tex": (repo / "results" / "tables" / "table1.tex").read_bytes(),
+    published = snapshot(repo / "results" / "published")
+    assert {k: v for k, v in published.items() if not k.startswith(("record.json", "RECORD.md"))} == {
+        rel: (repo / "results" / rel).read_bytes() for rel in RUNS + REPORT
     }
     assert (repo / "results" / ".gitignore").read_text().split() == ["/published"]
+
+
+def test_restore_of_a_published_smoke_run_plans_nothing(tmp_path_factory):
+    """Publish a finished run of the test config, delete its results and interim data,
+    restore: the workflow has nothing to do. The interim subsets stay missing: Snakemake
+    does not rebuild a job's missing outputs when no job downstream needs to run."""
+    local, config = local_test_run(tmp_path_factory)
+    work = copy_tree(local, tmp_path_factory.mktemp("restore") / "project")
+    out = asymcl("publish", "--no-dvc", "--configfile", str(config), "--dest", "shared", cwd=work)
+    assert "published" in out, out
+    published = snapshot(work / "shared")
+    shutil.rmtree(work / "results")
+    shutil.rmtree(work / "data" / "interim")
+
+    jobs, _ = dry_run(work, config)
+    assert jobs.get("train"), f"precondition: without results the runs are planned: {jobs}"
+    out = asymcl("restore", "--configfile", str(config), "--from", "shared", cwd=work)
+    assert "restored" in out, out
+    jobs, output = dry_run(work, config)
+    assert jobs == {}, f"the restored record must be what the workflow would produce: {jobs}\n{tail(output)}"
+    assert not (work / "data" / "interim").exists()
+    restored = snapshot(work / "results")
+    assert {k: v for k, v in published.items() if k not in ("record.json", "RECORD.md")} == restored

@@ -7,13 +7,18 @@ database, so the executor reads job states with ``squeue``). The test workflow
 the project's profile plus the overrides a site would set for this cluster::
 
     --slurm-no-account --slurm-status-command squeue      # no accounting database
-    --set-resources train:cpus_per_task=1                 # the node has 2 CPUs
     --slurm-init-seconds-before-status-checks 1 --seconds-between-status-checks 2
+
+The profile groups the training jobs (up to 20 runs per submission). The grouped
+submission of the test grid must finish in fewer submissions than jobs (one for all five
+training runs), ask for one run's CPUs (the plugin runs a submission's jobs one after
+another), and give the results of a plain local run.
 
 Training asks for ``gpu=0`` here (the smoke config's ``resources.train.gpu``), so it runs on
 a GPU-less node.
 
-First a faulty submission: a wrapper first on ``PATH`` (exported to the jobs) makes the
+The fault tests use the profile without its grouping (one run per submission, as the
+profile explains), so each run's submissions can be counted. First a faulty submission: a wrapper first on ``PATH`` (exported to the jobs) makes the
 cluster cancel one training job on its first attempt, like a node failure or preemption,
 and makes another training job fail every time. The job cancelled once is resubmitted and
 finishes; the always-failing one is retried, then reported, and ``--keep-going`` (the
@@ -33,6 +38,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from slurm_cluster import LocalSlurmCluster, missing_programs  # noqa: E402
@@ -68,17 +74,33 @@ CANCELLED_ONCE = "fmnist/80-20/eta60_gamma0/seed0"
 ALWAYS_FAILS = "fmnist/80-20/eta0_gamma2/seed0"
 
 
-def slurm_cmd(config: Path) -> list[str]:
+PROFILE = Path("profiles/slurm")
+# The profile's grouping settings: without them each run is its own submission.
+GROUPING_KEYS = ("groups", "group-components", "set-resource-scopes", "resources")
+
+
+def slurm_cmd(config: Path, profile: Path = PROFILE, *extra: str) -> list[str]:
     return snakemake_cmd(
-        "--workflow-profile", "profiles/slurm",
+        "--workflow-profile", str(profile),
         "--slurm-no-account",
         "--slurm-status-command", "squeue",
         "--slurm-init-seconds-before-status-checks", "1",
         "--seconds-between-status-checks", "2",
-        "--set-resources", "train:cpus_per_task=1",
         "--latency-wait", "10",
+        *extra,
         config=config,
     )
+
+
+def ungrouped_profile(workdir: Path) -> Path:
+    """profiles/slurm without its grouping: one training run per submission."""
+    settings = yaml.safe_load((workdir / PROFILE / "config.yaml").read_text())
+    for key in GROUPING_KEYS:
+        settings.pop(key)
+    folder = workdir / "profiles" / "slurm-ungrouped"
+    folder.mkdir()
+    (folder / "config.yaml").write_text(yaml.safe_dump(settings))
+    return folder.relative_to(workdir)
 
 
 def fault_wrapper(folder: Path) -> Path:
@@ -127,7 +149,7 @@ def faulty_submission(cluster, tmp_path_factory):
     faults = fault_wrapper(base / "faults")
     env = project_env(workdir, base=cluster.env)
     env["PATH"] = f"{faults}{os.pathsep}{env['PATH']}"
-    proc = run(slurm_cmd(config), workdir, env, SLURM_TIMEOUT, check=False)
+    proc = run(slurm_cmd(config, ungrouped_profile(workdir)), workdir, env, SLURM_TIMEOUT, check=False)
     return workdir, config, project_env(workdir, base=cluster.env), proc
 
 
@@ -165,16 +187,18 @@ def test_cancelled_job_is_resubmitted_and_keep_going_finishes_the_rest(faulty_su
 
 
 def comparable_runs(path: Path) -> pd.DataFrame:
-    """runs.csv without the columns that differ between identical runs (wall times)."""
+    """runs.csv without the columns that differ between identical runs (wall times) or
+    between copies of the project (the code's location)."""
     frame = pd.read_csv(path)
-    volatile = [c for c in frame.columns if c.endswith("_s") or c in ("runtime", "device")]
+    volatile = [c for c in frame.columns
+                if c.endswith("_s") or c in ("runtime", "device") or c.startswith("code_")]
     return frame.drop(columns=volatile)
 
 
 def test_slurm_results_equal_a_local_run(faulty_submission, tmp_path_factory):
     workdir, config, env, _ = faulty_submission
     # The same command without the fault: only the failed run and what depends on it.
-    proc = run(slurm_cmd(config), workdir, env, SLURM_TIMEOUT)
+    proc = run(slurm_cmd(config, PROFILE.parent / "slurm-ungrouped"), workdir, env, SLURM_TIMEOUT)
     jobs = parse_job_stats(proc.stdout + proc.stderr)
     assert jobs.get("train") == 1, f"only the failed run should be trained again: {jobs}"
 
@@ -188,3 +212,47 @@ def test_slurm_results_equal_a_local_run(faulty_submission, tmp_path_factory):
     assert snapshot(theirs / "tables") == snapshot(ours / "tables")
     for figure in (ours / "figures").iterdir():
         assert (theirs / "figures" / figure.name).stat().st_size > 0, figure.name
+
+
+@pytest.fixture(scope="module")
+def grouped_submission(cluster, tmp_path_factory):
+    """(project copy, completed process) of the test grid submitted with the profile as is.
+
+    ``--cores 1``: the training runs of a submission run one after another (the plugin
+    starts a submission's jobs with ``--jobs 1``), and without a GPU nothing else bounds
+    the CPUs a group asks for; ``cores`` caps it at one run's threads (here 1)."""
+    config = shared_test_config(tmp_path_factory)
+    workdir = copy_project(tmp_path_factory.mktemp("slurm-grouped") / "project")
+    env = project_env(workdir, base=cluster.env)
+    proc = run(slurm_cmd(config, PROFILE, "--cores", "1"), workdir, env, SLURM_TIMEOUT)
+    return workdir, proc
+
+
+def test_grouped_submission_is_fewer_submissions_with_local_results(grouped_submission, tmp_path_factory):
+    workdir, proc = grouped_submission
+    output = proc.stdout + proc.stderr
+    submitted = re.findall(r"submitted with SLURM jobid (\d+) \(log: ([^)]*)\)", output)
+    jobs = parse_job_stats(output)
+    remote_jobs = sum(n for rule, n in jobs.items() if rule.startswith(("subset", "resize", "train")))
+    grouped = [log for _, log in submitted if "/group_train_train/" in log]
+    # all five runs in one submission (up to 20 per submission), beside the three data jobs
+    assert jobs.get("train") == len(TEST_RUNS), jobs
+    assert len(grouped) == 1 and len(submitted) == remote_jobs - len(TEST_RUNS) + 1 < remote_jobs, (
+        f"submissions: {submitted}\njobs: {jobs}"
+    )
+    group_log = Path(grouped[0]) if Path(grouped[0]).is_absolute() else workdir / grouped[0]
+    text = group_log.read_text()
+    for run_path in TEST_RUNS:
+        assert f"results/runs/{run_path}/metrics.json" in text, f"{run_path} did not run in the group"
+    # the submission asked for one run's threads (resources.train.threads = 1)
+    assert re.search(r"Provided cores: 1\b", text), tail(text, 60)
+
+    local, _ = local_test_run(tmp_path_factory)
+    for run_path in TEST_RUNS:
+        metrics = Path("results") / "runs" / run_path / "metrics.json"
+        theirs, ours = (metrics_without_runtime(root / metrics) for root in (workdir, local))
+        assert {"accuracy", "uwa"} <= set(theirs), run_path
+        theirs.pop("code", None), ours.pop("code", None)  # the copies' locations differ
+        assert theirs == ours, run_path
+    pd.testing.assert_frame_equal(comparable_runs(workdir / "results" / "runs.csv"),
+                                  comparable_runs(local / "results" / "runs.csv"))

@@ -82,7 +82,9 @@ def make_test_config(folder: Path, project: Path = REPO_ROOT) -> Path:
     """Write ``folder/mirror/<dataset>`` (synthetic archives and SHA256SUMS) and
     ``folder/test.yaml``; returns the config's path (give it alone to ``--configfile``)."""
     smoke = yaml.safe_load((project / "config" / "smoke.yaml").read_text())
-    smoke.pop("paths", None)  # the defaults: data/raw, data/interim, results
+    # the single-folder layout the DVC and SLURM tests expect: data/raw/<dataset>, results/
+    smoke["paths"] = {"raw": "data/raw", "interim": "data/interim", "results": "results",
+                      "logs": "logs", "benchmarks": "benchmarks"}
     for dataset, settings in smoke["datasets"].items():
         mirror = folder / "mirror" / dataset
         options = settings.pop("synthetic")

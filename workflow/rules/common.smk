@@ -1,24 +1,119 @@
 # The grid and helpers shared by the rules.
 #
 # The experiment tables of the config are expanded by `asymcl.experiments` (pure standard
-# library, imported from src/ so parsing needs neither torch nor an installed package)
-# into runs (dataset, scenario, cell, seed). Identity is in paths, run settings reach the
-# jobs through `params:`, so editing a value reruns exactly the runs it touches.
+# library, imported from this workflow's src/ so parsing needs neither torch nor an
+# installed package) into runs (dataset, scenario, cell, seed). Identity is in paths, run
+# settings reach the jobs through `params:`, so editing a value reruns exactly the runs it
+# touches.
 
+import os
+import shlex
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+WORKFLOW_SRC = Path(workflow.basedir).resolve() / "src"
+PACKAGE_DIR = WORKFLOW_SRC / "asymcl"
+sys.path.insert(0, str(WORKFLOW_SRC))
 
-import shlex
+import asymcl
 
+if Path(asymcl.__file__).resolve().parent != PACKAGE_DIR:
+    raise WorkflowError(
+        f"the workflow parses with the asymcl package at {Path(asymcl.__file__).parent}, "
+        f"not its own {PACKAGE_DIR}; run snakemake in a fresh process"
+    )
+
+from asymcl.codedeps import module_files, package_modules
+from asymcl.config_checks import check_config
+from asymcl.errors import InputError
 from asymcl.experiments import GridError, build_grid, cli_args, training_settings
 from asymcl.families import diagnostics_series, embedding_panels
 
 try:
     GRID = build_grid(config)
-except GridError as err:
+    check_config(config)
+except (GridError, InputError) as err:
     raise WorkflowError(f"config: {err}")
+
+
+# ---------------------------------------------------------------- the code jobs run
+# Every job runs this workflow's package, whatever `asymcl` is on PATH: `python -m asymcl`
+# with the workflow's src/ first on PYTHONPATH. The interpreter is the one running
+# Snakemake (it has the dependencies, it parsed this file); under `--sdm conda` it is the
+# rule environment's `python`. Both reach the shell commands through environment
+# variables, so the command text (Snakemake's `code` rerun trigger) does not depend on
+# where the checkout lives, and cluster jobs (which parse this file again) set their own.
+
+
+def _uses_conda():
+    methods = getattr(workflow.deployment_settings, "deployment_method", None) or ()
+    return any(str(getattr(m, "name", m)).lower() == "conda" for m in methods)
+
+
+USES_CONDA = _uses_conda()
+JOB_PYTHON = "python" if USES_CONDA else sys.executable
+os.environ.update(ASYMCL_WORKFLOW_SRC=str(WORKFLOW_SRC), ASYMCL_PYTHON=JOB_PYTHON)
+# `python -m` of this workflow's package (braces doubled: rule shell strings are formatted)
+_PYTHON_M = (
+    'PYTHONPATH="$ASYMCL_WORKFLOW_SRC${{PYTHONPATH:+:$PYTHONPATH}}" "$ASYMCL_PYTHON" -m'
+)
+
+
+def asymcl_shell(*commands):
+    """A rule's shell text: ``commands`` in order, output to the rule's log.
+
+    Each is written as the user would type it, ``asymcl CMD ...`` or ``python -m
+    asymcl.MODULE ...``, and runs as ``python -m asymcl CMD ...`` of this workflow's
+    package (never an `asymcl` found on PATH).
+    """
+    parts = []
+    for command in commands:
+        program, _, rest = command.partition(" ")
+        if program == "asymcl":
+            parts.append(f"{_PYTHON_M} asymcl {rest}")
+        elif command.startswith("python -m asymcl."):
+            parts.append(f"{_PYTHON_M} {command[len('python -m '):]}")
+        else:
+            raise ValueError(f"not an asymcl command: {command!r}")
+    return "(" + " && ".join(parts) + ") > {log} 2>&1"
+
+
+def workflow_path(path):
+    """A file of the workflow itself (package sources, paper_results): a relative path is
+    relative to the workflow's folder; returned relative to the working directory when it
+    lies inside it (the usual case), else absolute."""
+    path = Path(path)
+    if not path.is_absolute():
+        path = Path(workflow.basedir) / path
+    path = path.resolve()
+    try:
+        return str(path.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def code_inputs(command, *entry_points):
+    """Source files a rule's command runs, as the rule's inputs (a code edit reruns the
+    jobs it touches; Snakemake compares small files by checksum, so a fresh checkout with
+    new mtimes reruns nothing).
+
+    The import closure (`asymcl.codedeps`) of `python -m asymcl` and of ``command`` (a
+    module of asymcl.commands); with ``entry_points``, of those library modules instead of
+    the whole command module (a command module serving several rules imports each rule's
+    library lazily, so e.g. an edit to report/tables.py does not rerun the aggregation).
+    """
+    command_module = f"asymcl.commands.{command}"
+    libraries = [f"asymcl.{e}" for e in entry_points] or [command_module]
+    files = set(module_files("asymcl.__main__", *libraries, source_dir=PACKAGE_DIR))
+    files.add(package_modules(PACKAGE_DIR)[command_module])
+    return sorted(workflow_path(f) for f in files)
+
+
+def module_inputs(*modules):
+    """Source files of package modules run as scripts (``python -m asymcl.<module>``)."""
+    files = module_files(*(f"asymcl.{m}" for m in modules), source_dir=PACKAGE_DIR)
+    return sorted(workflow_path(f) for f in files)
+
 
 RAW = config["paths"]["raw"]
 INTERIM = config["paths"]["interim"]
@@ -37,35 +132,13 @@ wildcard_constraints:
     experiment="|".join(GRID.experiments) or "none",
 
 
-def package_sources(*patterns):
-    """Package files (relative to the repository) a rule's command depends on.
-
-    Declared as inputs so a code change reruns the jobs it affects; Snakemake compares
-    small files by checksum, so a fresh checkout (new mtimes) does not.
-    """
-    src = Path(workflow.basedir) / "src" / "asymcl"
-    files = set()
-    for pattern in patterns:
-        files.update(src.glob(pattern))
-    return sorted(str(f.relative_to(workflow.basedir)) for f in files)
-
-
-# What training depends on: the engine, models, losses, augmentation, evaluation, the
-# packed format. Data preparation and reporting modules are deliberately left out.
-TRAIN_CODE = package_sources(
-    "losses*.py",
-    "losses/**/*.py",
-    "models*.py",
-    "models/**/*.py",
-    "train*.py",
-    "train/**/*.py",
-    "engine*.py",
-    "augment*.py",
-    "sampling*.py",
-    "evaluate*.py",
-    "data/packed.py",
-    "commands/train.py",
-)
+TRAIN_CODE = code_inputs("train")
+DATA_CODE = {
+    command: code_inputs(command)
+    for command in ("synth", "download", "subset", "resize")
+}
+# the content lists of raw folders (see rule download_fmnist)
+CONTENT_CODE = module_inputs("contentsums")
 
 
 # ---------------------------------------------------------------- data helpers
@@ -85,16 +158,30 @@ def synthetic_dir(dataset):
 
 
 def download_source(dataset):
-    """Where `asymcl download` reads from: the config's source, or the synthetic folder."""
-    if is_synthetic(dataset):
-        return synthetic_dir(dataset)
-    return dataset_config(dataset).get("source", "")
+    """Params function: where `asymcl download` reads from: the config's source, or the
+    synthetic folder (the folder of the rule's `sums` input)."""
+
+    def source(wildcards, input):
+        if is_synthetic(dataset):
+            return os.path.dirname(input.sums)
+        return dataset_config(dataset).get("source", "")
+
+    return source
 
 
 def download_checksums(dataset):
-    if is_synthetic(dataset):
-        return f"{synthetic_dir(dataset)}/SHA256SUMS"
-    return dataset_config(dataset).get("checksums", "")
+    """Params function: the --checksums flag (the synthetic fixture's SHA256SUMS input, or
+    the config's file; none for the built-in checksums)."""
+
+    def checksums(wildcards, input):
+        path = (
+            input.sums
+            if is_synthetic(dataset)
+            else dataset_config(dataset).get("checksums")
+        )
+        return cli_args({"checksums": path or None})
+
+    return checksums
 
 
 # The official Fashion-MNIST files, named for the rules that write and read them.
@@ -107,10 +194,21 @@ FMNIST_RAW = {
 
 
 def download_inputs(dataset):
-    """The synthetic fixture when the dataset is synthetic (else nothing: a URL or mirror)."""
+    """The synthetic fixture when the dataset is synthetic (else nothing: a URL or mirror),
+    and the code of the download and of the content list."""
+    inputs = {"code": DATA_CODE["download"] + CONTENT_CODE}
     if is_synthetic(dataset):
-        return {"sums": f"{synthetic_dir(dataset)}/SHA256SUMS"}
-    return {}
+        inputs["sums"] = f"{synthetic_dir(dataset)}/SHA256SUMS"
+    return inputs
+
+
+def content_list(dataset):
+    """``sha256  name`` of every raw file of ``dataset``, written by its download rule.
+
+    The rules reading raw data take the raw files as ancient() (DVC and `touch` rewrite
+    mtimes: no rerun) and this small list as a normal input (compared by checksum: other
+    bytes rerun them)."""
+    return f"{RAW}/{dataset}/CONTENT.sha256"
 
 
 def subset_args(dataset):
@@ -163,7 +261,10 @@ def all_metrics():
 
 
 def final_outputs():
+    """Every run's metrics.json (a deleted one is rebuilt by the next `snakemake`), the
+    aggregate, tables and figures."""
     return [
+        *all_metrics(),
         f"{RESULTS}/runs.csv",
         *expand(f"{RESULTS}/tables/{{experiment}}.tex", experiment=GRID.experiments),
         f"{RESULTS}/tables/summary.csv",
@@ -190,7 +291,8 @@ def final_outputs():
 # ---------------------------------------------------------------- family helpers
 # (families.smk: each family's own table and its extra figures)
 
-FAMILY_CODE = package_sources("families.py", "embedding.py", "commands/ablations.py")
+FAMILY_TABLE_CODE = code_inputs("ablations", "families", "io")
+FAMILY_FIGURE_CODE = code_inputs("ablations", "embedding")
 
 
 def family(wildcards):

@@ -24,7 +24,7 @@ rule family_table:
         summary=f"{RESULTS}/tables/summary.csv",
         paired=f"{RESULTS}/tables/paired.csv",
         spec=f"{RESULTS}/experiments.json",
-        code=FAMILY_CODE,
+        code=FAMILY_TABLE_CODE,
     output:
         report(
             f"{RESULTS}/tables/{{experiment}}.csv",
@@ -37,9 +37,10 @@ rule family_table:
     conda:
         "../../envs/asymcl.yaml"
     shell:
-        "asymcl family-table --summary {input.summary} --paired {input.paired}"
-        " --spec {input.spec} --experiment {wildcards.experiment} --out {output}"
-        " > {log} 2>&1"
+        asymcl_shell(
+            "asymcl family-table --summary {input.summary} --paired {input.paired} "
+            "--spec {input.spec} --experiment {wildcards.experiment} --out {output}",
+        )
 
 
 rule diagnostics_figure:
@@ -47,7 +48,7 @@ rule diagnostics_figure:
     eta-term / positive-term), mean over seeds with a min-max band."""
     input:
         metrics=diagnostics_inputs,
-        code=FAMILY_CODE,
+        code=FAMILY_FIGURE_CODE,
     output:
         png=report(
             f"{RESULTS}/figures/{{experiment}}_diagnostics.png",
@@ -63,8 +64,10 @@ rule diagnostics_figure:
     params:
         series=diagnostics_args,
     shell:
-        "asymcl diagnostics-figure {params.series} --out {output.png} --out {output.pdf}"
-        " > {log} 2>&1"
+        asymcl_shell(
+            "asymcl diagnostics-figure {params.series} --out {output.png} --out "
+            "{output.pdf}",
+        )
 
 
 rule embedding_figure:
@@ -72,7 +75,7 @@ rule embedding_figure:
     cell, the family's embeddings seed)."""
     input:
         embeddings=embedding_inputs,
-        code=FAMILY_CODE,
+        code=FAMILY_FIGURE_CODE,
     output:
         png=report(
             f"{RESULTS}/figures/{{experiment}}_embeddings.png",
@@ -88,5 +91,7 @@ rule embedding_figure:
     params:
         panels=embedding_args,
     shell:
-        "asymcl embedding-figure {params.panels} --out {output.png} --out {output.pdf}"
-        " > {log} 2>&1"
+        asymcl_shell(
+            "asymcl embedding-figure {params.panels} --out {output.png} --out "
+            "{output.pdf}",
+        )

@@ -3,9 +3,11 @@
 
 import json
 
-REPORT_CODE = package_sources(
-    "report/**/*.py", "commands/report.py", "experiments.py", "io.py"
-)
+# Each report rule's own code: `asymcl.commands.report` serves three commands, each
+# importing its library lazily (an edit to tables.py reruns the tables, not the aggregation).
+AGGREGATE_CODE = code_inputs("report", "report.aggregate", "io")
+TABLES_CODE = code_inputs("report", "report.tables", "io")
+FIGURE_CODE = code_inputs("report", "report.figures")
 
 
 rule experiments_spec:
@@ -30,7 +32,7 @@ rule aggregate:
     input:
         metrics=all_metrics(),
         spec=f"{RESULTS}/experiments.json",
-        code=REPORT_CODE,
+        code=AGGREGATE_CODE,
     output:
         f"{RESULTS}/runs.csv",
     log:
@@ -38,8 +40,10 @@ rule aggregate:
     conda:
         "../../envs/asymcl.yaml"
     shell:
-        "asymcl aggregate --metrics {input.metrics} --spec {input.spec} --out {output}"
-        " > {log} 2>&1"
+        asymcl_shell(
+            "asymcl aggregate --metrics {input.metrics} --spec {input.spec} --out "
+            "{output}",
+        )
 
 
 rule tables:
@@ -48,8 +52,8 @@ rule tables:
     input:
         runs=f"{RESULTS}/runs.csv",
         spec=f"{RESULTS}/experiments.json",
-        paper=config["paper_results"],
-        code=REPORT_CODE,
+        paper=workflow_path(config["paper_results"]),
+        code=TABLES_CODE,
     output:
         tex=expand(f"{RESULTS}/tables/{{experiment}}.tex", experiment=GRID.experiments),
         summary=report(
@@ -74,8 +78,10 @@ rule tables:
     conda:
         "../../envs/asymcl.yaml"
     shell:
-        "asymcl tables --runs {input.runs} --spec {input.spec} --paper {input.paper}"
-        " --out $(dirname {output.summary}) > {log} 2>&1"
+        asymcl_shell(
+            "asymcl tables --runs {input.runs} --spec {input.spec} --paper "
+            "{input.paper} --out $(dirname {output.summary})",
+        )
 
 
 rule figure:
@@ -84,7 +90,7 @@ rule figure:
     input:
         runs=f"{RESULTS}/runs.csv",
         spec=f"{RESULTS}/experiments.json",
-        code=REPORT_CODE,
+        code=FIGURE_CODE,
     output:
         png=report(
             f"{RESULTS}/figures/{{experiment}}.png",
@@ -98,16 +104,17 @@ rule figure:
     conda:
         "../../envs/asymcl.yaml"
     shell:
-        "asymcl figure --runs {input.runs} --spec {input.spec}"
-        " --experiment {wildcards.experiment} --out {output.png} --out {output.pdf}"
-        " > {log} 2>&1"
+        asymcl_shell(
+            "asymcl figure --runs {input.runs} --spec {input.spec} --experiment "
+            "{wildcards.experiment} --out {output.png} --out {output.pdf}",
+        )
 
 
 rule paper_figure:
     """Our means against the published means, one point per table cell and metric."""
     input:
         comparison=f"{RESULTS}/tables/paper_comparison.csv",
-        code=REPORT_CODE,
+        code=FIGURE_CODE,
     output:
         png=report(
             f"{RESULTS}/figures/paper_vs_ours.png",
@@ -121,5 +128,7 @@ rule paper_figure:
     conda:
         "../../envs/asymcl.yaml"
     shell:
-        "asymcl figure --comparison {input.comparison} --out {output.png} --out {output.pdf}"
-        " > {log} 2>&1"
+        asymcl_shell(
+            "asymcl figure --comparison {input.comparison} --out {output.png} --out "
+            "{output.pdf}",
+        )

@@ -29,5 +29,7 @@ rule train:
     params:
         args=train_args,
     shell:
-        "asymcl train --data $(dirname {input.train}) --seed {wildcards.seed} {params.args}"
-        " --num-threads {threads} --out $(dirname {output.metrics}) > {log} 2>&1"
+        asymcl_shell(
+            "asymcl train --data $(dirname {input.train}) --seed {wildcards.seed} "
+            "{params.args} --num-threads {threads} --out $(dirname {output.metrics})",
+        )

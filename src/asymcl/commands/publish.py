@@ -1,134 +1,88 @@
-"""``asymcl publish``: gather the results worth sharing in one folder and version it with DVC.
+"""``asymcl publish`` and ``asymcl restore``: parse the options, call `asymcl.publish`.
 
-The workflow's outputs stay where Snakemake wrote them (``results/``); ``publish`` copies
-the shareable part (``runs.csv``, ``experiments.json``, ``tables/``, ``figures/`` and every
-run's ``metrics.json``, not logs or checkpoints) to ``results/published/``, then
-``dvc add`` records it in ``results/published.dvc`` (commit that file with git) and
-``dvc push`` uploads it to the DVC remote. A collaborator gets the same bytes with
-``git pull && dvc pull``.
-
-The copy is a snapshot: Snakemake never reads it, so DVC rewriting its mtimes on
-checkout cannot trigger reruns.
+``publish`` shares the results of exactly the runs one config selects (with a provenance
+record) in ``results/published``, versioned with DVC; ``restore`` puts such a snapshot back
+into the config's results folder so that the workflow has nothing left to do.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import shutil
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
-from asymcl.cli import UserError
+from asymcl import publish as lib
 
 log = logging.getLogger(__name__)
 
-# What is shared, relative to the results folder (files, folders or glob patterns).
-PUBLISHED = ("runs.csv", "experiments.json", "tables", "figures", "runs/**/metrics.json")
+CONFIG_HELP = ("config files merged over ./config.yaml in order, as `snakemake --configfile` "
+               "merges them (default: config.yaml alone)")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "publish",
-        help="copy the shareable results to results/published and dvc add + dvc push them",
+        help="copy one config's results (+ a provenance record) to results/published, dvc add + push",
         description=(
-            "Copy runs.csv, experiments.json, tables/, figures/ and every run's metrics.json from "
-            "RESULTS to TO (replacing its previous content), then `dvc add TO` and `dvc push` it. "
-            "Commit TO.dvc (and the .gitignore next to it) with git afterwards."
+            "Copy runs.csv, experiments.json, tables/, figures/ and the metrics.json of every run "
+            "the config selects from the config's results folder (paths.results) to DEST "
+            "(replacing it as a whole), with record.json and RECORD.md (command, code versions, "
+            "machine, wall time, date, config files); then `dvc add DEST` and `dvc push`. "
+            "Refuses, publishing nothing, when a selected run's metrics.json is missing, "
+            "unreadable or incomplete, or when DVC or its remote is not set up. Commit DEST.dvc "
+            "(and the .gitignore next to it) with git afterwards."
         ),
     )
-    p.add_argument("--results", type=Path, default=Path("results"), metavar="DIR",
-                   help="the workflow's results folder (default: %(default)s)")
-    p.add_argument("--to", type=Path, default=None, metavar="DIR",
-                   help="published folder (default: RESULTS/published)")
+    p.add_argument("--configfile", nargs="+", type=Path, default=[], metavar="FILE", help=CONFIG_HELP)
+    p.add_argument("--dest", "--to", type=Path, default=Path("results/published"), metavar="DIR",
+                   help="published folder (default: %(default)s)")
+    p.add_argument("--command", dest="record_command", metavar="TEXT",
+                   help="the command that produced the results, for the record (default: unknown)")
+    p.add_argument("--machine", metavar="TEXT",
+                   help="the machine that ran it, for the record (default: this machine, detected)")
+    p.add_argument("--wall-time-s", type=float, metavar="SECONDS",
+                   help="the workflow's wall time, for the record")
     p.add_argument("--remote", metavar="NAME", help="DVC remote to push to (default: the default remote)")
     p.add_argument("--no-push", action="store_true", help="only dvc add; push later with `dvc push`")
-    p.set_defaults(func=run)
+    p.add_argument("--no-dvc", action="store_true", help="only write the folder: no dvc add, no push")
+    p.set_defaults(func=run_publish)
+
+    r = subparsers.add_parser(
+        "restore",
+        help="put a published snapshot back into the config's results folder",
+        description=(
+            "Copy the metrics.json of every run the config selects, experiments.json, runs.csv, "
+            "tables/ and figures/ from FROM into the config's results folder, with increasing "
+            "modification times in the workflow's order, so that `snakemake --configfile ... -n` "
+            "plans nothing. Get FROM first with `dvc pull`."
+        ),
+    )
+    r.add_argument("--configfile", nargs="+", type=Path, default=[], metavar="FILE", help=CONFIG_HELP)
+    r.add_argument("--from", dest="source", type=Path, default=Path("results/published"), metavar="DIR",
+                   help="the published snapshot (default: %(default)s)")
+    r.set_defaults(func=run_restore)
 
 
-def collect(results: Path) -> list[Path]:
-    """The shareable files under ``results`` (relative paths, sorted)."""
-    files: set[Path] = set()
-    for pattern in PUBLISHED:
-        for path in results.glob(pattern):
-            if path.is_file():
-                files.add(path.relative_to(results))
-            elif path.is_dir():
-                files.update(p.relative_to(results) for p in path.rglob("*") if p.is_file())
-    return sorted(files)
+def run_publish(args: argparse.Namespace) -> int:
+    if args.wall_time_s is not None and not (args.wall_time_s >= 0 and args.wall_time_s < float("inf")):
+        raise lib.InputError(f"--wall-time-s {args.wall_time_s}: expected a finite number of seconds >= 0")
+    done = lib.publish(
+        args.configfile, args.dest, command=args.record_command, machine=args.machine,
+        wall_time_s=args.wall_time_s, dvc=not args.no_dvc, push=not (args.no_push or args.no_dvc),
+        remote=args.remote,
+    )
+    if done.ignored_strays:
+        log.info("ignored %d metrics.json under the results folder that the config does not select",
+                 done.ignored_strays)
+    where = f"; pushed to the DVC remote{f' {args.remote}' if args.remote else ''}" if done.pushed else ""
+    print(f"published {done.files} files ({done.runs} runs; {done.ignored_strays} stray metrics.json "
+          f"ignored) to {done.dest}{where}")
+    if done.dvc_file:
+        print(f"commit with: git add {done.dvc_file} {done.dest.parent / '.gitignore'}")
+    return 0
 
 
-def copy_snapshot(results: Path, to: Path) -> int:
-    """Replace ``to`` with a copy of the shareable results; returns the number of files.
-
-    The copy is built in a temporary sibling folder and renamed into place, so ``to`` is
-    never half-written."""
-    if not (results / "runs.csv").is_file():
-        raise UserError(
-            f"{results / 'runs.csv'} does not exist; run the workflow (`snakemake`) before publishing"
-        )
-    files = collect(results)
-    to.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{to.name}.", dir=to.parent))
-    try:
-        for rel in files:
-            (staging / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(results / rel, staging / rel)
-        if to.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{to.name}.old.", dir=to.parent))
-            to.rename(old / to.name)
-            staging.rename(to)
-            shutil.rmtree(old)
-        else:
-            staging.rename(to)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
-    return len(files)
-
-
-def _dvc(*args: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "dvc", *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise UserError(f"`dvc {' '.join(args)}` failed:\n{(proc.stderr or proc.stdout).strip()}")
-    return proc
-
-
-def _dvc_sees(dvc_file: Path) -> bool:
-    """Whether DVC's index lists ``dvc_file`` (it skips .dvc files hidden by .gitignore)."""
-    from dvc.repo import Repo
-
-    with Repo() as repo:
-        return any(Path(stage.path).resolve() == dvc_file.resolve() for stage in repo.index.stages)
-
-
-IGNORE_HINT = (
-    "git or DVC treats {dvc_file} as ignored, so `dvc pull` would not restore it; in .gitignore, "
-    "ignore the other results by name (/results/runs/, /results/runs.csv, ...) rather than "
-    "`/results/*` with a `!` exception (treeverse/dvc#10987)"
-)
-
-
-def run(args: argparse.Namespace) -> int:
-    to = args.to or args.results / "published"
-    dvc_file = to.with_name(to.name + ".dvc")
-    count = copy_snapshot(args.results, to)
-    log.info("copied %d files from %s to %s", count, args.results, to)
-    try:
-        _dvc("add", str(to))
-    except UserError as err:
-        if "git-ignored" in str(err):
-            raise UserError(f"{err}\n{IGNORE_HINT.format(dvc_file=dvc_file)}") from None
-        raise
-    # DVC silently skips .dvc files matched by a negated .gitignore pattern: then a plain
-    # `dvc push`/`dvc pull` would transfer nothing. Fail now rather than publish nothing.
-    if not _dvc_sees(dvc_file):
-        raise UserError(IGNORE_HINT.format(dvc_file=dvc_file))
-    if not args.no_push:
-        _dvc("push", *(["--remote", args.remote] if args.remote else []), str(dvc_file))
-        log.info("pushed %s to the DVC remote%s", to, f" {args.remote}" if args.remote else "")
-    print(f"published {count} files to {to}; commit with: git add {dvc_file} {to.parent / '.gitignore'}")
+def run_restore(args: argparse.Namespace) -> int:
+    results, count = lib.restore(args.configfile, args.source)
+    print(f"restored {count} files from {args.source} to {results}")
     return 0

@@ -20,6 +20,7 @@ from typing import Iterable
 import pandas as pd
 
 from asymcl.experiments import parse_cell_id
+from asymcl.provenance import FIELDS as CODE_FIELDS
 
 IDENTITY = ["dataset", "scenario", "cell", "seed"]
 # Top-level scalar metrics copied as columns when present.
@@ -78,6 +79,10 @@ def run_row(path: str | Path) -> dict:
     row["device_type"] = metrics.get("device_type")
     timings = (metrics.get("runtime") or {}).get("timings") or {}
     row["total_s"] = timings.get("total_s")
+    # which code made the run (metrics.json "code", asymcl.provenance); empty when absent
+    code = metrics.get("code") or {}
+    for key in CODE_FIELDS:
+        row[f"code_{key}"] = code.get(key)
     return row
 
 
