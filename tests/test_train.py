@@ -196,6 +196,9 @@ def test_imagenet_without_network_is_a_clear_cli_error(fm, tmp_path, monkeypatch
 def test_bad_inputs_are_named_before_training(fm, tmp_path, capsys):
     base = ["train", "--eta", "0", "--gamma", "0", "--seed", "0", "--out", str(tmp_path / "r")]
     assert main([*base, "--data", str(tmp_path / "missing")]) == 2
+    assert "--data" in (err := capsys.readouterr().err) and "does not exist" in err
+    (tmp_path / "empty").mkdir()
+    assert main([*base, "--data", str(tmp_path / "empty")]) == 2
     assert "train.pt not found" in capsys.readouterr().err
     assert main([*base, "--data", str(fm), "--pretrained", str(tmp_path / "w.pt")]) == 2
     assert "pretrained" in capsys.readouterr().err

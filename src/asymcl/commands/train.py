@@ -24,6 +24,10 @@ def _run_train(args: argparse.Namespace) -> int:
 
     from asymcl import worker
 
+    # Settings and paths first, torch-free: bad input fails in well under a second.
+    spec = spec_from_args(args)
+    spec.validate()
+    spec.check_paths()
     socket_path = os.environ.get(worker.SOCKET_ENV, "")
     if socket_path:
         rc = worker.submit(socket_path, "train", args)
@@ -57,12 +61,23 @@ def _run_train_many(args: argparse.Namespace) -> int:
     try:
         items = json.loads(path.read_text())
     except FileNotFoundError:
-        raise InputError(f"spec file {path} does not exist") from None
+        raise InputError(f"--spec {path} does not exist: expected a JSON file listing the runs") from None
+    except (OSError, UnicodeDecodeError) as err:
+        reason = err.strerror if isinstance(err, OSError) else "not UTF-8 text"
+        raise InputError(f"--spec {path} cannot be read ({reason}): expected a JSON file listing the runs") from None
     except json.JSONDecodeError as err:
         raise InputError(f"spec file {path} is not valid JSON: {err}") from None
     if not isinstance(items, list):
         raise InputError(f"spec file {path} must hold a JSON list of run objects")
-    specs = [spec_from_mapping(item, f"{path} item {i}") for i, item in enumerate(items)]
+    specs = []
+    for i, item in enumerate(items):
+        where = f"{path} item {i}"
+        spec = spec_from_mapping(item, where)
+        try:
+            spec.check_paths()
+        except InputError as err:
+            raise InputError(f"{where}: {err}") from None
+        specs.append(spec)
     statuses = run_cells(specs)
     failed = [s for s in statuses if s["status"] == "failed"]
     for s in failed:
@@ -82,8 +97,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "OUT/metrics.json. Defaults are the paper's FMNIST setup (resnet18, 20 + 10 epochs, "
             "Adam 1e-3, batch 128, tau 0.07, CE); the ISIC setup is --arch resnet50 --epochs1 40 "
             "--stage2-loss focal. Rerunning after an interruption resumes from the last stage-1 "
-            "epoch checkpoint in OUT. Exit status: 0 done, 1 too many NaN/inf steps, 2 bad input, "
-            "3 stopped by --stop-after-epoch."
+            "epoch checkpoint in OUT. One run per OUT at a time (a second one is refused: OUT/.lock). "
+            "Exit status: 0 done, 1 too many NaN/inf steps, 2 bad input or an output that cannot be "
+            "written (disk full, permissions) or OUT in use, 3 stopped by --stop-after-epoch, "
+            "130 interrupted (Ctrl-C; rerun to resume)."
         ),
     )
     add_run_options(p)
@@ -97,8 +114,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "start-up per run). Each item is an object with the `asymcl train` option names as "
             "keys (dashes or underscores; data, out, eta, gamma, seed required), e.g. "
             '[{"data": "sub/50_50", "out": "runs/a", "eta": 0, "gamma": 0, "seed": 0}]. '
-            "Runs whose OUT/metrics.json exists are skipped; a failed run does not stop the "
-            "others (exit status 1 at the end)."
+            "All items are checked first (settings, paths, readable data folders: exit status 2 "
+            "before any training). Runs whose OUT/metrics.json exists are skipped; a failed run "
+            "(including an OUT in use by another run) does not stop the others (exit status 1 at the end)."
         ),
     )
     m.add_argument("--spec", required=True, metavar="FILE.json", help="JSON list of run objects")

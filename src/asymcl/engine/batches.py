@@ -14,12 +14,14 @@ is kept.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
 
 from asymcl.augment import BatchAugment
 from asymcl.data.packed import PackedSplit, load_split
+from asymcl.engine.checkpoints import UNREADABLE, unreadable_reason
 from asymcl.engine.device import DeviceContext
 from asymcl.engine.spec import ConfigError
 
@@ -39,7 +41,7 @@ def load_subset(data_dir: str | Path) -> tuple[PackedSplit, PackedSplit]:
                 f"{path} not found: a subset folder needs train.pt and test.pt "
                 "(made by `asymcl subset` for FMNIST or `asymcl resize` for ISIC)"
             )
-        splits.append(load_split(path))
+        splits.append(_read_split(path))
     train, test = splits
     if train.classes != test.classes:
         raise ConfigError(f"{data_dir}: train classes {train.classes} differ from test classes {test.classes}")
@@ -51,6 +53,19 @@ def load_subset(data_dir: str | Path) -> tuple[PackedSplit, PackedSplit]:
     if len(train.ids) < 2 or len(test.ids) < 1:
         raise ConfigError(f"{data_dir}: need >= 2 training and >= 1 test images, got {len(train.ids)} and {len(test.ids)}")
     return train, test
+
+
+def _read_split(path: Path) -> PackedSplit:
+    """`load_split`, with a file that is not a packed split named as bad input."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns about pickle protocols on odd files
+            return load_split(path)
+    except UNREADABLE as err:
+        raise ConfigError(
+            f"{path} is not a packed split: {unreadable_reason(err)}; rebuild the subset folder with "
+            "`asymcl subset` (FMNIST) or `asymcl resize` (ISIC)"
+        ) from None
 
 
 class BatchMaker:

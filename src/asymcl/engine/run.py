@@ -28,7 +28,7 @@ from asymcl.engine.spec import ConfigError, RunSpec
 from asymcl.engine.stage1 import train_stage1
 from asymcl.engine.stage2 import EMBEDDINGS_FILE, save_embeddings, score, train_stage2
 from asymcl.engine.steps import check_nan_fraction
-from asymcl.io import write_json_atomic
+from asymcl.io import folder_lock, output_errors, remove_stale_temps, write_json_atomic
 
 log = logging.getLogger("asymcl.engine")
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -60,14 +60,32 @@ def run(spec: RunSpec, loss: Loss | None = None) -> dict[str, Any] | None:
     ``loss(logits, labels)``); default `default_loss(spec, train)`. Returns ``None`` when ``spec.stop_after_epoch`` stopped the
     run early (debug option). Raises `ConfigError` for bad settings or inputs,
     `models.PretrainedWeightsError` when weights cannot be obtained, `TooManyNonFiniteSteps`
-    when too many steps were skipped.
+    when too many steps were skipped, `asymcl.io.OutputError` when an output cannot be
+    written (disk full, permissions), `asymcl.io.FolderLockedError` when another run holds
+    ``OUT/.lock``.
     """
-    spec.validate()
     wall_start = time.perf_counter()
-    ctx = DeviceContext.for_device(resolve_device(spec.device))
-    train, test = load_subset(spec.data)
+    spec.validate()
+    spec.check_paths()
+    train, test = load_subset(spec.data)  # before OUT exists: bad data leaves nothing behind
     out = Path(spec.out)
-    out.mkdir(parents=True, exist_ok=True)
+    with output_errors(out, "the run folder"):
+        out.mkdir(parents=True, exist_ok=True)
+    # One run per folder at a time, for the whole run (the kernel drops the lock on any exit).
+    with folder_lock(out, "--out"):
+        for stale in remove_stale_temps(out, RUN_OUTPUTS):
+            log.info("%s: removed %s, left by an interrupted write", out, stale.name)
+        return _run_locked(spec, out, loss, (train, test), wall_start)
+
+
+#: The files a run writes into OUT (their stale temporary files are removed on the next run).
+RUN_OUTPUTS = (CHECKPOINT_FILE, METRICS_FILE, EMBEDDINGS_FILE)
+
+
+def _run_locked(spec: RunSpec, out: Path, loss: Loss | None, data: tuple[PackedSplit, PackedSplit],
+                wall_start: float) -> dict[str, Any] | None:
+    train, test = data
+    ctx = DeviceContext.for_device(resolve_device(spec.device))
     if ctx.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(ctx.device)
     with reproducible(ctx, spec.seed, spec.num_threads):
@@ -87,10 +105,12 @@ def run(spec: RunSpec, loss: Loss | None = None) -> dict[str, Any] | None:
         scores = score(stage2, train, spec)
         evaluate_s = time.perf_counter() - t0
         if spec.save_embeddings:
-            save_embeddings(out / EMBEDDINGS_FILE, model, stage2.feats_test, test, ctx)
+            with output_errors(out / EMBEDDINGS_FILE, "the embeddings"):
+                save_embeddings(out / EMBEDDINGS_FILE, model, stage2.feats_test, test, ctx)
         result = metrics_record(spec, ctx, train, scores, stage1, s1_counts, stage2,
                                 Timings(evaluate_s, time.perf_counter() - wall_start))
-    write_json_atomic(out / METRICS_FILE, result)
+    with output_errors(out / METRICS_FILE, "the metrics"):
+        write_json_atomic(out / METRICS_FILE, result)
     if not spec.keep_checkpoint:
         (out / CHECKPOINT_FILE).unlink(missing_ok=True)
     log.info("%s: accuracy %.2f%%, UWA %.2f%%, nan steps %d, %.1f s", out, result["accuracy"], result["uwa"],
@@ -101,12 +121,17 @@ def run(spec: RunSpec, loss: Loss | None = None) -> dict[str, Any] | None:
 def run_cells(specs: list[RunSpec]) -> list[dict[str, Any]]:
     """Run several runs sequentially in this process (amortising interpreter/CUDA start-up).
 
-    All specs are validated before any run starts. A run whose ``OUT/metrics.json`` exists is
+    All specs are validated before any run starts (settings, paths, and that every data
+    folder holds a readable subset), so bad input fails the whole call with `ConfigError`
+    before any training. A run whose ``OUT/metrics.json`` exists is
     skipped. A failing run is logged and the others still run. Returns one status dict per
     spec: ``{"out", "status": "done" | "skipped" | "stopped" | "failed", "error"}``.
     """
     for spec in specs:
         spec.validate()
+        spec.check_paths()
+    for data in dict.fromkeys(str(Path(s.data).resolve()) for s in specs):
+        load_subset(data)  # small files; the run reads them again
     outs = [str(Path(s.out).resolve()) for s in specs]
     dupes = sorted({o for o in outs if outs.count(o) > 1})
     if dupes:

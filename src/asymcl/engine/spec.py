@@ -23,6 +23,12 @@ NORMALIZATIONS = ("reference", "paper")
 #: steps on which the authors' released loss arithmetic is non-finite, as their code did.
 NAN_POLICIES = ("stable", "released")
 STAGE2_LOSSES = ("ce", "focal")
+#: Stage-2 BatchNorm mode of the frozen encoder: ``eval`` (running statistics, features
+#: computed once) or ``train`` (batch statistics, running statistics updated, as the ISIC
+#: code the authors adapt).
+STAGE2_BN_MODES = ("eval", "train")
+#: Largest seed: every RNG seeded from it (torch, numpy) accepts [0, 2**32 - 1].
+MAX_SEED = 2**32 - 1
 #: Stage-1 batch samplers (`asymcl.sampling.SAMPLERS`; a test checks they agree).
 BATCH_SAMPLERS = ("random", "balanced")
 ABLATIONS = "ablations beyond the paper (defaults: the paper's setting)"
@@ -71,7 +77,8 @@ class RunSpec:
                     config=False, required=True)
     eta: float = _opt(0.0, "AFCL asymmetry eta (0 = CL/FCL)", minimum=0, config=False, required=True)
     gamma: float = _opt(0.0, "AFCL focusing gamma (0 = CL/ACL)", minimum=0, config=False, required=True)
-    seed: int = _opt(0, "seed for initialisation, shuffling and augmentation", config=False, required=True)
+    seed: int = _opt(0, "seed for initialisation, shuffling and augmentation, in [0, 2**32 - 1]", minimum=0,
+                     config=False, required=True)
     epochs1: int = _opt(20, "stage-1 epochs (paper: 20 FMNIST, 40 ISIC; default %(default)s)", minimum=0)
     epochs2: int = _opt(10, "stage-2 (linear head) epochs (default %(default)s)", minimum=1)
     arch: str = _opt("resnet18", "encoder (paper: resnet18 FMNIST, resnet50 ISIC; default %(default)s)",
@@ -87,6 +94,12 @@ class RunSpec:
     stage2_loss: str = _opt("ce", "linear-head loss (paper: ce FMNIST, focal ISIC; default %(default)s)",
                             choices=STAGE2_LOSSES)
     focal_gamma: float = _opt(2.0, "gamma of the stage-2 focal loss (default %(default)s)", minimum=0)
+    stage2_bn: str = _opt("eval", "stage-2 BatchNorm of the frozen encoder: eval (running statistics, features "
+                          "computed once) or train (batch statistics, running statistics updated while the head "
+                          "trains, as the ISIC code the paper adapts; evaluation in eval mode; default %(default)s)",
+                          choices=STAGE2_BN_MODES)
+    stage2_augment: bool = _opt(False, "augment stage-2 batches like stage 1 (--rotation, --hflip), features "
+                                "recomputed per batch (default off)")
     rotation: float = _opt(15.0, "max random rotation in degrees, stage 1 (paper gives none; default "
                            "%(default)s)", minimum=0)
     hflip: bool = _opt(True, "random horizontal flips with p=0.5 in stage 1 (default on)")
@@ -136,6 +149,8 @@ class RunSpec:
     def validate(self) -> None:
         """Raise `ConfigError` naming the first bad setting and its allowed values."""
         for f in fields(self):
+            if f.metadata["type"] is bool and not isinstance(getattr(self, f.name), bool):
+                raise self._bad(f.name, "true or false")
             if f.metadata["choices"] and getattr(self, f.name) not in f.metadata["choices"]:
                 raise self._bad(f.name, f"one of {list(f.metadata['choices'])}")
             self._check_number(f.name)
@@ -174,8 +189,28 @@ class RunSpec:
         is defined."""
         return self.nan_policy == "released" and self.method == "two-stage" and self.stage1_loss == "afcl"
 
+    def check_paths(self) -> None:
+        """Raise `ConfigError` when ``data`` is not a folder or ``out`` cannot be a folder.
+
+        Separate from `validate` (which checks values only) so a spec can be checked before
+        its folders exist; `asymcl.engine.run` calls both before any work.
+        """
+        data = Path(self.data)
+        if not data.exists():
+            raise ConfigError(f"--data {data} does not exist: expected a subset folder with train.pt and test.pt "
+                              "(made by `asymcl subset` for FMNIST or `asymcl resize` for ISIC)")
+        if not data.is_dir():
+            raise ConfigError(f"--data {data} is a file: expected a subset folder with train.pt and test.pt "
+                              "(made by `asymcl subset` or `asymcl resize`)")
+        out = Path(self.out)
+        existing = next((p for p in (out, *out.parents) if p.exists()), None)
+        if existing is not None and not existing.is_dir():
+            what = "is an existing file" if existing == out else f"lies under the file {existing}"
+            raise ConfigError(f"--out {out} {what}: expected a run folder (created when missing); "
+                              "choose another --out or move the file away")
+
     def _bad(self, key: str, allowed: str) -> ConfigError:
-        return ConfigError(f"setting {key}={getattr(self, key)!r} is invalid: expected {allowed}")
+        return ConfigError(f"setting {key}={getattr(self, key)!r} ({flag(key)}) is invalid: expected {allowed}")
 
     def _check_number(self, key: str) -> None:
         value = getattr(self, key)
@@ -222,25 +257,36 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _finite(value: Any) -> bool:
+    """A real number that is neither NaN nor infinite (``--eta inf`` would reach the loss)."""
+    return _number(value) and math.isfinite(value)
+
+
 def _optional_int_at_least_1(value: Any) -> bool:
     return value is None or (_int(value) and value >= 1)
 
 
+#: torch.set_num_threads takes a C int; more threads than this is a typo, not a machine.
+MAX_THREADS = 4096
+
+
 #: Checks of numeric settings, in field order: (accepts the value, what is allowed).
 _RULES: dict[str, tuple[Any, str]] = {
-    "eta": (lambda v: _number(v) and v >= 0, "a number >= 0"),
-    "gamma": (lambda v: _number(v) and v >= 0, "a number >= 0"),
+    "eta": (lambda v: _finite(v) and v >= 0, "a finite number >= 0"),
+    "gamma": (lambda v: _finite(v) and v >= 0, "a finite number >= 0"),
+    "seed": (lambda v: _int(v) and 0 <= v <= MAX_SEED, f"an integer in [0, {MAX_SEED}] (2**32 - 1)"),
     "epochs1": (lambda v: _int(v) and v >= 0, "an integer >= 0"),
     "epochs2": (lambda v: _int(v) and v >= 1, "an integer >= 1"),
     "batch_size": (lambda v: _int(v) and v >= 2, "an integer >= 2 (the contrastive loss needs pairs)"),
-    "lr": (lambda v: _number(v) and v > 0, "a number > 0"),
-    "temperature": (lambda v: _number(v) and v > 0, "a number > 0"),
-    "focal_gamma": (lambda v: _number(v) and v >= 0, "a number >= 0"),
-    "rotation": (lambda v: _number(v) and 0 <= v <= 180, "degrees in [0, 180]"),
-    "max_nan_fraction": (lambda v: _number(v) and 0 <= v <= 1, "a fraction in [0, 1]"),
-    "checkpoint_every": (lambda v: _number(v) and math.isfinite(v) and v >= 0,
-                         "seconds >= 0 (0: a checkpoint after every stage-1 epoch)"),
-    "num_threads": (_optional_int_at_least_1, "an integer >= 1 or null"),
+    "lr": (lambda v: _finite(v) and v > 0, "a finite number > 0"),
+    "temperature": (lambda v: _finite(v) and v > 0, "a finite number > 0"),
+    "focal_gamma": (lambda v: _finite(v) and v >= 0, "a finite number >= 0"),
+    "rotation": (lambda v: _finite(v) and 0 <= v <= 180, "degrees in [0, 180]"),
+    "max_nan_fraction": (lambda v: _finite(v) and 0 <= v <= 1, "a fraction in [0, 1]"),
+    "checkpoint_every": (lambda v: _finite(v) and v >= 0,
+                         "finite seconds >= 0 (0: a checkpoint after every stage-1 epoch)"),
+    "num_threads": (lambda v: v is None or (_int(v) and 1 <= v <= MAX_THREADS),
+                    f"an integer in [1, {MAX_THREADS}] or null (torch's choice)"),
     "stop_after_epoch": (_optional_int_at_least_1, "an integer >= 1 or null"),
     "views": (lambda v: _int(v) and v >= 1, "an integer >= 1 (1 = the paper's single view)"),
     "many_shot_threshold": (lambda v: _int(v) and v >= 0, "an integer >= 0 (a training-image count)"),
@@ -269,7 +315,7 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         else:
             kwargs["default"] = f.default
         if meta["type"] is bool:
-            kwargs["action"] = argparse.BooleanOptionalAction if f.default else "store_true"
+            kwargs["action"] = argparse.BooleanOptionalAction
         else:
             kwargs["type"] = meta["type"]
             if meta["choices"]:
