@@ -405,11 +405,13 @@ def restore(configfiles: Sequence[Path], source: Path = Path("results/published"
         raise InputError(f"cannot restore from {source}, it does not hold this config's results: "
                          f"{str(err).replace('refusing to publish ', '')}") from None
     # Layers in the workflow's order; each gets a later mtime than the one before. The
-    # first is a few seconds in the past so that no file lies in the future.
+    # first is "now": every file of a checkout made before the restore (code inputs of the
+    # rules) is older than the restored outputs, so nothing looks out of date; the last
+    # layers lie a few seconds in the future, which nothing minds.
     layers: list[list[str]] = [selected]
     for name in REPORT_ITEMS:
         layers.append([rel for rel in report if rel == name or rel.startswith(name + "/")])
-    start = time.time() - len(layers) - 1
+    start = time.time()
     copied = 0
     for i, layer in enumerate(layers):
         stamp = start + i
