@@ -49,7 +49,8 @@ def test_paper_config_expands_to_504_runs_with_the_shared_cell_once():
         {f"eta{e}_gamma0" for e in (0, 60, 120, 180, 240, 300)} | {f"eta0_gamma{g}" for g in (1, 2, 4, 7, 10)}
     )
     assert len(grid.subsets()) == 11 * 4 + 4
-    assert grid.scenarios["fmnist"]["98-2"] == {"total": 1000, "from_split": "train", "test_fraction": 0.3, "ratio": "98:2"}
+    assert grid.scenarios["fmnist"]["98-2"] == {"total": 1000, "from_split": "train", "test_fraction": 0.3,
+                                                "split": "random", "ratio": "98:2"}
 
 
 def _mini_config(**exp):

@@ -34,7 +34,7 @@ import pandas as pd
 
 from asymcl.errors import InputError
 from asymcl.report.stats import summarize
-from asymcl.report.tables import _escape, cell_label, metric_label, to_latex
+from asymcl.report.tables import _escape, cell_label, metric_label, read_spec, to_latex  # read_spec: also the verdict commands' reader
 
 RUN_COLUMNS = ["dataset", "scenario", "cell", "seed"]
 PAPER_COLUMNS = ["table", "scenario", "eta", "gamma", "metric", "value", "uncertain"]
@@ -90,21 +90,6 @@ def read_paper(path: str | Path) -> pd.DataFrame:
                              dtype={"scenario": str, "table": str, "metric": str})
     frame["uncertain"] = frame["uncertain"].astype(str).str.strip().str.lower().eq("true")
     return frame
-
-
-def read_spec(path: str | Path) -> dict:
-    import json
-
-    path = Path(path)
-    try:
-        spec = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputError(f"{path} does not exist; expected the workflow's experiments.json") from None
-    except json.JSONDecodeError as err:
-        raise InputError(f"{path} is not valid JSON ({err})") from None
-    if not isinstance(spec, dict) or not isinstance(spec.get("experiments"), dict):
-        raise InputError(f"{path}: expected an object with an 'experiments' mapping (experiments.json)")
-    return spec
 
 
 # ----------------------------------------------------------------------------- matching

@@ -351,11 +351,11 @@ def read_runs(path: Path) -> pd.DataFrame:
         raise InputError(f"{path} does not exist; run `asymcl aggregate` first") from None
 
 
-def read_spec(path: Path) -> dict:
-    """The workflow's experiments.json."""
+def read_spec(path: str | Path) -> dict:
+    """The workflow's experiments.json (an object with an ``experiments`` mapping)."""
     spec = read_json(path)
-    if "experiments" not in spec:
-        raise InputError(f"{path}: expected an object with an 'experiments' mapping")
+    if not isinstance(spec, dict) or not isinstance(spec.get("experiments"), dict):
+        raise InputError(f"{path}: expected an object with an 'experiments' mapping (experiments.json)")
     return spec
 
 
