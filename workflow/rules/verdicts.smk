@@ -56,8 +56,15 @@ rule claims:
         f"{LOGS}/report/claims.log",
     conda:
         "../../envs/asymcl.yaml"
+    params:
+        # which family's runs test the claims about each paper table (config
+        # `claims_families`; default: the family named like the table)
+        families=" ".join(
+            f"--family {table}={family}"
+            for table, family in sorted(config.get("claims_families", {}).items())
+        ),
     shell:
         asymcl_shell(
             "asymcl claims --runs {input.runs} --spec {input.spec} --paper {input.paper}"
-            " --out-dir $(dirname {output.csv})"
+            " {params.families} --out-dir $(dirname {output.csv})"
         )
