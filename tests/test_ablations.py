@@ -407,7 +407,7 @@ def test_ablations_smoke_runs_every_family_end_to_end(wf_project, tmp_path):
     test_config.write_text(SMOKE_TEST_CONFIG)
     configs = ["--configfile", "config/ablations-smoke.yaml", str(test_config)]
     _snakemake(wf_project, *configs, "--cores", "2", timeout=1200)
-    results = wf_project / "results"
+    results = wf_project / "results" / "ablations-smoke"  # paths.results of the smoke config
     runs = pd.read_csv(results / "runs.csv", dtype={"scenario": str})
     assert len(runs) == 11
     for name in FAMILIES:
