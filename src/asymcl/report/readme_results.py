@@ -17,6 +17,7 @@ import pandas as pd
 
 from asymcl.errors import InputError
 from asymcl.io import atomic_path
+from asymcl.report.fit import read_paper
 from asymcl.report.stats import summarize
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
@@ -41,7 +42,7 @@ def _cell_label(eta: float, gamma: float) -> str:
 
 
 def _paper_lookup(paper: pd.DataFrame) -> dict:
-    return {(r.table, r.scenario, float(r.eta), float(r.gamma), r.metric): (float(r.value), str(r.uncertain).lower() == "true")
+    return {(r.table, r.scenario, float(r.eta), float(r.gamma), r.metric): (float(r.value), bool(r.uncertain))
             for r in paper.itertuples()}
 
 
@@ -103,7 +104,7 @@ def render(published: str | Path, paper_results: str | Path, figure_prefix: str 
     except (OSError, json.JSONDecodeError) as err:
         raise InputError(f"{record_path}: cannot read it ({err}); publish the record first (asymcl publish)") from None
     runs = _read_csv(published / "runs.csv")
-    paper = _read_csv(Path(paper_results))
+    paper = read_paper(paper_results)
     claims = _read_csv(published / "tables" / "claims.csv")
     fit = _read_csv(published / "tables" / "fit_to_paper.csv")
     commits = sorted({str(c) for c in runs.get("code_commit", pd.Series(dtype=str)).dropna()})
@@ -113,6 +114,9 @@ def render(published: str | Path, paper_results: str | Path, figure_prefix: str 
     table1 = [c for c in cells if c[1] == 0]
     table2 = [c for c in cells if c[0] == 0]
     wall = record.get("wall_time_s")
+    machine = record.get("machine") or "an unknown machine"
+    if isinstance(machine, dict):
+        machine = f"{machine.get('cpu', '?')}, {machine.get('cores', '?')} cores ({machine.get('platform', '?')})"
     parts = [
         f"**CPU record: Tables 1-2 on real Fashion-MNIST (T-shirt vs shirt).** {len(runs)} runs: "
         f"{len(scenarios)} scenarios x {len(cells)} loss cells x {len(seeds)} seeds. "
@@ -120,7 +124,7 @@ def render(published: str | Path, paper_results: str | Path, figure_prefix: str 
         "where this record was made; the paper's encoders were ImageNet-pretrained), so our numbers are "
         "not expected to equal the paper's. Settings: " + _settings_line(runs) + ".",
         f"Made by `{record.get('command', 'unknown')}` at commit {', '.join(f'`{c[:10]}`' for c in commits) or 'unknown'} "
-        f"on {record.get('machine', 'an unknown machine')}"
+        f"on {machine}"
         + (f" in {float(wall) / 60:.0f} min wall time" if wall else "") + f" ({record.get('date', 'date unknown')}).",
         "UWA (%), mean ± std over seeds, the paper's mean in brackets (`?`: uncertain in the extracted text). "
         "Table 1 (η grid, γ = 0):",
