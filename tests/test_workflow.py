@@ -156,7 +156,7 @@ def test_changing_one_eta_reruns_only_that_cell_and_the_aggregation(smoke):
     trained = planned_outputs(text, "train")
     assert len(trained) == 2 * 2 and all("/eta90_gamma0/" in t for t in trained), trained
     assert set(jobs) == {"train", "experiments_spec", "aggregate", "tables", "figure", "paper_figure",
-                         "family_table", "all"}, jobs
+                         "family_table", "fit_to_paper", "claims", "all"}, jobs
 
 
 @pytest.mark.slow

@@ -29,7 +29,7 @@ from workflow_runs import copy_project, describe  # noqa: E402
 RUNS = ["results/smoke/runs/fmnist/80-20/eta0_gamma0/seed0",
         "results/smoke/runs/fmnist/80-20/eta60_gamma0/seed0"]
 # what rebuilding runs downstream of training (the report of one grid family)
-REPORT_JOBS = {"aggregate", "tables", "figure", "paper_figure", "family_table", "all"}
+REPORT_JOBS = {"aggregate", "tables", "figure", "paper_figure", "family_table", "fit_to_paper", "claims", "all"}
 
 
 def tiny_config(project: Path) -> dict:
@@ -123,8 +123,8 @@ def test_an_edit_to_the_split_code_reruns_the_subsets_and_their_runs(smoke):
     jobs = planned_jobs(text)
     assert jobs.get("subset_fmnist") == 1 and jobs.get("train") == 2, text
     assert "download_fmnist" not in jobs and "synth" not in jobs, jobs
-    # and an edit to the report tables' code reruns the tables (and the figures, whose
-    # code imports it), not the runs or the aggregation
+    # and an edit to the report tables' code reruns the tables (and the figures, the fit to
+    # paper and the claims, whose code imports it), not the runs or the aggregation
     tables = project / "src" / "asymcl" / "report" / "tables.py"
     original = tables.read_bytes()
     tables.write_bytes(original + b"\n# a real change\n")
@@ -132,7 +132,7 @@ def test_an_edit_to_the_split_code_reruns_the_subsets_and_their_runs(smoke):
         jobs = planned_jobs(dry_run(smoke))
     finally:
         tables.write_bytes(original)
-    assert set(jobs) == {"tables", "figure", "paper_figure", "family_table", "all"}, jobs
+    assert set(jobs) == {"tables", "figure", "paper_figure", "family_table", "fit_to_paper", "claims", "all"}, jobs
 
 
 @pytest.mark.slow
