@@ -225,6 +225,7 @@ def train_args(data: Path, out: Path) -> list[str]:
         "train", "--data", str(data), "--out", str(out), "--eta", "60", "--gamma", "2",
         "--seed", "3", "--epochs1", "3", "--epochs2", "2", "--pretrained", "none",
         "--batch-size", "8", "--device", "cpu", "--num-threads", "1",
+        "--checkpoint-every", "0",  # a checkpoint after every epoch: the kill lands mid-training
     ]
 
 

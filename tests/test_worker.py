@@ -116,7 +116,8 @@ def test_a_user_error_in_the_worker_is_reported_like_in_process(server, tmp_path
                    cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out, err = proc.communicate(timeout=120)
     assert json.loads(out.strip().splitlines()[-1])["rc"] == 2
-    assert f"asymcl train: error: {tmp_path / 'missing' / 'train.pt'} not found" in err
+    # the client checks paths before handing the run over, with the in-process message
+    assert f"asymcl train: error: --data {tmp_path / 'missing'} does not exist" in err
 
 
 def test_a_worker_crash_is_a_clear_failure_and_the_slot_is_refilled(server, data, tmp_path):

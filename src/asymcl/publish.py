@@ -41,7 +41,7 @@ import yaml
 from asymcl.errors import InputError
 from asymcl.experiments import GridError, build_grid
 from asymcl.io import write_json_atomic
-from asymcl.publish_dvc import Dvc, _FileBackup
+from asymcl.publish_dvc import IGNORE_HINT, Dvc, _FileBackup
 
 #: Shared besides the runs' metrics, in the order Snakemake writes them (restore order).
 REPORT_ITEMS = ("experiments.json", "runs.csv", "tables", "figures")
