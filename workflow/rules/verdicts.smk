@@ -9,7 +9,7 @@ rule fit_to_paper:
     input:
         runs=f"{RESULTS}/runs.csv",
         spec=f"{RESULTS}/experiments.json",
-        paper=config["paper_results"],
+        paper=workflow_path(config["paper_results"]),
         code=code_inputs("verdicts", "report.fit"),
     output:
         csv=report(
@@ -43,7 +43,7 @@ rule claims:
     input:
         runs=f"{RESULTS}/runs.csv",
         spec=f"{RESULTS}/experiments.json",
-        paper=config["paper_results"],
+        paper=workflow_path(config["paper_results"]),
         code=code_inputs("verdicts", "report.claims"),
     output:
         csv=report(
