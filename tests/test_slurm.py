@@ -18,7 +18,7 @@ Training asks for ``gpu=0`` here (the smoke config's ``resources.train.gpu``), s
 a GPU-less node.
 
 The fault tests use the profile without its grouping (one run per submission, as the
-profile explains), so each run's submissions can be counted. First a faulty submission: a wrapper first on ``PATH`` (exported to the jobs) makes the
+profile explains), so each run's submissions can be counted. First a faulty submission: a ``sitecustomize`` on ``PYTHONPATH`` (exported to the jobs) makes the
 cluster cancel one training job on its first attempt, like a node failure or preemption,
 and makes another training job fail every time. The job cancelled once is resubmitted and
 finishes; the always-failing one is retried, then reported, and ``--keep-going`` (the
@@ -104,30 +104,31 @@ def ungrouped_profile(workdir: Path) -> Path:
 
 
 def fault_wrapper(folder: Path) -> Path:
-    """A folder whose ``asymcl`` injects the two faults, then runs the real one."""
-    real = shutil.which("asymcl")
-    assert real, "the asymcl command is not installed"
+    """A folder for ``PYTHONPATH`` whose ``sitecustomize`` injects the two faults into the
+    training jobs. The jobs run ``python -m asymcl`` of the workflow (never an ``asymcl``
+    from PATH), so the faults enter through the interpreter's start-up instead."""
     markers = folder / "markers"
     markers.mkdir(parents=True)
-    script = folder / "bin" / "asymcl"
-    script.parent.mkdir()
-    script.write_text(f"""#!/bin/sh
-case "$*" in
-  *{CANCELLED_ONCE}*)
-    if mkdir "{markers}/cancelled" 2>/dev/null; then
-      echo "test fault: the cluster cancels job $SLURM_JOB_ID" >&2
-      scancel "$SLURM_JOB_ID"
-      sleep 60
-      exit 1
-    fi ;;
-  *{ALWAYS_FAILS}*)
-    echo "test fault: this run always fails" >&2
-    exit 1 ;;
-esac
-exec "{real}" "$@"
+    (folder / "sitecustomize.py").write_text(f"""
+import os, subprocess, sys, time
+_argv = open("/proc/self/cmdline", "rb").read().split(b"\\0")
+if b"asymcl" in _argv and b"train" in _argv:
+    _text = b" ".join(_argv).decode(errors="replace")
+    if "{CANCELLED_ONCE}" in _text:
+        try:
+            os.mkdir("{markers}/cancelled")
+        except FileExistsError:
+            pass
+        else:
+            print("test fault: the cluster cancels job " + os.environ.get("SLURM_JOB_ID", "?"), file=sys.stderr)
+            subprocess.run(["scancel", os.environ.get("SLURM_JOB_ID", "")])
+            time.sleep(60)
+            sys.stderr.flush(); os._exit(1)
+    if "{ALWAYS_FAILS}" in _text:
+        print("test fault: this run always fails", file=sys.stderr)
+        sys.stderr.flush(); os._exit(1)
 """)
-    script.chmod(0o755)
-    return script.parent
+    return folder
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +149,7 @@ def faulty_submission(cluster, tmp_path_factory):
     workdir = copy_project(base / "project")
     faults = fault_wrapper(base / "faults")
     env = project_env(workdir, base=cluster.env)
-    env["PATH"] = f"{faults}{os.pathsep}{env['PATH']}"
+    env["PYTHONPATH"] = f"{env['PYTHONPATH']}{os.pathsep}{faults}"
     proc = run(slurm_cmd(config, ungrouped_profile(workdir)), workdir, env, SLURM_TIMEOUT, check=False)
     return workdir, config, project_env(workdir, base=cluster.env), proc
 
