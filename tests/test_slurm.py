@@ -225,7 +225,9 @@ def grouped_submission(cluster, tmp_path_factory):
     config = shared_test_config(tmp_path_factory)
     workdir = copy_project(tmp_path_factory.mktemp("slurm-grouped") / "project")
     env = project_env(workdir, base=cluster.env)
-    proc = run(slurm_cmd(config, PROFILE, "--cores", "1"), workdir, env, SLURM_TIMEOUT)
+    # the plugin deletes a successful job's log unless asked to keep it: the test reads it
+    proc = run(slurm_cmd(config, PROFILE, "--cores", "1", "--slurm-keep-successful-logs"), workdir, env,
+               SLURM_TIMEOUT)
     return workdir, proc
 
 

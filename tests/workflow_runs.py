@@ -180,10 +180,12 @@ def parse_job_stats(text: str) -> dict[str, int]:
 
 
 def metrics_without_runtime(path: Path) -> dict:
-    """A metrics.json minus its ``runtime`` section (timings, memory, versions, paths: the
-    only part that differs between identical runs)."""
+    """A metrics.json minus its ``runtime`` section (timings, memory, versions, paths) and its
+    ``code`` provenance (the package location differs between two copies of the project):
+    the only parts that differ between identical runs."""
     data = json.loads(path.read_text())
     data.pop("runtime", None)
+    data.pop("code", None)
     return data
 
 
