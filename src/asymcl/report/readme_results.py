@@ -17,18 +17,11 @@ import pandas as pd
 
 from asymcl.errors import InputError
 from asymcl.io import atomic_path
-from asymcl.report.fit import read_paper
+from asymcl.report.fit import read_csv_checked, read_paper
 from asymcl.report.stats import summarize
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 METRIC_NAMES = {"uwa": "UWA", "accuracy": "accuracy"}
-
-
-def _read_csv(path: Path) -> pd.DataFrame:
-    try:
-        return pd.read_csv(path, dtype={"scenario": str})
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
-        raise InputError(f"{path}: cannot read it ({err}); publish the record first (asymcl publish)") from None
 
 
 def _cell_label(eta: float, gamma: float) -> str:
@@ -103,10 +96,14 @@ def render(published: str | Path, paper_results: str | Path, figure_prefix: str 
         record = json.loads(record_path.read_text())
     except (OSError, json.JSONDecodeError) as err:
         raise InputError(f"{record_path}: cannot read it ({err}); publish the record first (asymcl publish)") from None
-    runs = _read_csv(published / "runs.csv")
+    runs = read_csv_checked(published / "runs.csv", ["scenario", "seed", "eta", "gamma", "uwa", "experiments"],
+                            "runs.csv of a published record (asymcl publish)", dtype={"scenario": str})
     paper = read_paper(paper_results)
-    claims = _read_csv(published / "tables" / "claims.csv")
-    fit = _read_csv(published / "tables" / "fit_to_paper.csv")
+    claims = read_csv_checked(published / "tables" / "claims.csv", ["claim", "text", "claim_verdict", "verdict"],
+                              "claims.csv of a published record (asymcl claims)")
+    fit = read_csv_checked(published / "tables" / "fit_to_paper.csv",
+                           ["family", "table", "metric", "matched", "mae", "rms", "inside", "testable"],
+                           "fit_to_paper.csv of a published record (asymcl fit-to-paper)")
     commits = sorted({str(c) for c in runs.get("code_commit", pd.Series(dtype=str)).dropna()})
     seeds = sorted(runs.seed.unique())
     scenarios = sorted(runs.scenario.unique())
