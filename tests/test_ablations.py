@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 import torch
 
 import asymcl.losses
@@ -407,7 +408,8 @@ def test_ablations_smoke_runs_every_family_end_to_end(wf_project, tmp_path):
     test_config.write_text(SMOKE_TEST_CONFIG)
     configs = ["--configfile", "config/ablations-smoke.yaml", str(test_config)]
     _snakemake(wf_project, *configs, "--cores", "2", timeout=1200)
-    results = wf_project / "results" / "ablations-smoke"  # paths.results of the smoke config
+    paths = yaml.safe_load((wf_project / "config/ablations-smoke.yaml").read_text())["paths"]
+    results = wf_project / paths["results"]
     runs = pd.read_csv(results / "runs.csv", dtype={"scenario": str})
     assert len(runs) == 11
     for name in FAMILIES:
@@ -429,8 +431,8 @@ def test_ablations_smoke_runs_every_family_end_to_end(wf_project, tmp_path):
     assert lt.n_train == 21 + 16 + 13 + 10 + 8 + 6 + 4 + 3 + 3 + 2
     assert {"many_shot_accuracy", "medium_shot_accuracy", "few_shot_accuracy"} <= set(runs.columns)
     # lesion-grouped ISIC split: no lesion on both sides
-    labels = pd.read_csv(wf_project / "data/raw/smoke/isic2018/labels.csv", dtype=str)
-    manifest = pd.read_csv(wf_project / "data/interim/smoke-ablations/isic2018/lesion/seed0/manifest.csv", dtype=str)
+    labels = pd.read_csv(wf_project / paths["raw"] / "isic2018/labels.csv", dtype=str)
+    manifest = pd.read_csv(wf_project / paths["interim"] / "isic2018/lesion/seed0/manifest.csv", dtype=str)
     lesion = manifest.merge(labels[["id", "lesion_id"]], on="id")
     assert lesion.groupby("lesion_id")["split"].nunique().max() == 1
     # two views: no anchor without a positive
@@ -513,7 +515,8 @@ def test_baselines_smoke_runs_end_to_end_with_tables_and_figures(wf_project, tmp
     test_config.write_text(BASELINES_TEST_CONFIG)
     configs = ["--configfile", "config/ablations-smoke.yaml", str(test_config)]
     _snakemake(wf_project, *configs, "--cores", "2", timeout=1800)
-    results = wf_project / "results" / "ablations-smoke"  # paths.results of the smoke config
+    paths = yaml.safe_load((wf_project / "config/ablations-smoke.yaml").read_text())["paths"]
+    results = wf_project / paths["results"]
     runs = pd.read_csv(results / "runs.csv", dtype={"scenario": str})
     runs = runs[runs.scenario == "80-20"]
     # one run per cell: the two families share them

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
 from cli_probe import run_cli  # noqa: E402
@@ -32,8 +33,16 @@ def test_readme_results_section_is_rendered_from_the_published_record():
 @needs_record
 def test_the_record_has_every_run_with_its_code_version():
     runs = pd.read_csv(PUBLISHED / "runs.csv", dtype={"scenario": str})
-    assert runs.seed.nunique() >= 4 and runs.scenario.nunique() >= 4
-    assert runs.groupby(["scenario", "seed"]).cell.nunique().eq(11).all()
+    in_family = runs.experiments.str.split(";").apply
+    paper = runs[in_family(lambda fams: bool({"table1", "table2"} & set(fams)))]
+    assert paper.seed.nunique() >= 4 and paper.scenario.nunique() >= 4
+    assert paper.groupby(["scenario", "seed"]).cell.nunique().eq(11).all()
+    # the imbalance baselines, where the record has them: every cell of the family per seed
+    baselines = runs[in_family(lambda fams: "baselines" in fams)]
+    if len(baselines):
+        cells = yaml.safe_load((REPO_ROOT / RECORD_CONFIG).read_text())["experiments"]["baselines"]["cells"]
+        assert baselines.groupby(["scenario", "seed"]).cell.nunique().eq(len(cells)).all()
+        assert baselines.seed.nunique() >= 4
     assert runs.code_commit.notna().all() and (runs.code_dirty == False).all()  # noqa: E712
     metrics = sorted(PUBLISHED.glob("runs/**/metrics.json"))
     assert len(metrics) == len(runs)
@@ -54,3 +63,15 @@ def test_a_fresh_copy_with_the_record_restored_plans_nothing(tmp_path):
     (root.parent / "shared" / "data" / "fmnist").mkdir(parents=True, exist_ok=True)
     proc = snakemake(root, "-n", "--configfile", RECORD_CONFIG, timeout=600)
     assert "Nothing to be done" in proc.stdout + proc.stderr, proc.stdout[-3000:]
+
+
+def test_the_records_baselines_are_the_ablation_family_on_fewer_scenarios():
+    """config/record-cpu.yaml repeats the `baselines` families of config/ablations.yaml (a
+    YAML file cannot include another): the same cells, baselines and seeds."""
+    record = yaml.safe_load((REPO_ROOT / RECORD_CONFIG).read_text())["experiments"]
+    ablations = yaml.safe_load((REPO_ROOT / "config" / "ablations.yaml").read_text())["experiments"]
+    for name in ("baselines", "baselines_acl"):
+        ours, theirs = record[name], ablations[name]
+        assert set(ours["scenarios"]) <= set(theirs["scenarios"]), name
+        for key in ("title", "dataset", "cells", "baseline", "seeds", "table"):
+            assert ours[key] == theirs[key], (name, key)

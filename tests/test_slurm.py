@@ -33,6 +33,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -228,11 +229,11 @@ def grouped_submission(cluster, tmp_path_factory):
     # the plugin deletes a successful job's log unless asked to keep it: the test reads it
     proc = run(slurm_cmd(config, PROFILE, "--cores", "1", "--slurm-keep-successful-logs"), workdir, env,
                SLURM_TIMEOUT)
-    return workdir, proc
+    return workdir, env, proc
 
 
 def test_grouped_submission_is_fewer_submissions_with_local_results(grouped_submission, tmp_path_factory):
-    workdir, proc = grouped_submission
+    workdir, env, proc = grouped_submission
     output = proc.stdout + proc.stderr
     submitted = re.findall(r"submitted with SLURM jobid (\d+) \(log: ([^)]*)\)", output)
     jobs = parse_job_stats(output)
@@ -247,8 +248,12 @@ def test_grouped_submission_is_fewer_submissions_with_local_results(grouped_subm
     text = group_log.read_text()
     for run_path in TEST_RUNS:
         assert f"results/runs/{run_path}/metrics.json" in text, f"{run_path} did not run in the group"
-    # the submission asked for one run's threads (resources.train.threads = 1)
-    assert re.search(r"Provided cores: 1\b", text), tail(text, 60)
+    # the submission asked SLURM for one run's threads (resources.train.threads = 1), not
+    # five runs' worth: the controller's record of the job (kept MinJobAge seconds) says so
+    group_id = next(job for job, log in submitted if "/group_train_train/" in log)
+    record = subprocess.run(["scontrol", "show", "job", group_id], env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert re.search(r"\bNumCPUs=1\b", record.stdout), record.stdout + record.stderr
 
     local, _ = local_test_run(tmp_path_factory)
     for run_path in TEST_RUNS:

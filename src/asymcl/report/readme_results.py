@@ -42,7 +42,7 @@ def _paper_lookup(paper: pd.DataFrame) -> dict:
 def grid_table(runs: pd.DataFrame, paper: pd.DataFrame, family: str, cells: list[tuple[float, float]],
                metric: str) -> str:
     """Markdown: one row per scenario, one column per cell, ``mean ± std`` and the paper's mean."""
-    mine = runs[runs["experiments"].fillna("").str.split(";").apply(lambda fams: family in fams)]
+    mine = runs[_in_family(runs, family)]
     lookup = _paper_lookup(paper)
     header = "| scenario | " + " | ".join(_cell_label(e, g) for e, g in cells) + " |"
     lines = [header, "|" + "---|" * (len(cells) + 1)]
@@ -78,6 +78,70 @@ def fit_table(fit: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def _in_family(runs: pd.DataFrame, *families: str) -> pd.Series:
+    """Rows of ``runs`` that belong to any of ``families`` (runs.csv's ``experiments`` is a
+    ';'-separated list: a run shared by several families is trained once)."""
+    return runs["experiments"].fillna("").str.split(";").apply(lambda fams: bool(set(fams) & set(families)))
+
+
+#: The LaTeX of the family labels (config `label:`), as plain text for markdown.
+_LATEX_TO_TEXT = {"\\eta": "η", "\\gamma": "γ", "\\tau": "τ", "$": ""}
+
+
+def _plain(label: str) -> str:
+    for latex, text in _LATEX_TO_TEXT.items():
+        label = label.replace(latex, text)
+    return label
+
+
+def _interval(mean: float, low: float, high: float) -> str:
+    return f"{mean:+.1f} [{low:+.1f}, {high:+.1f}]"
+
+
+def baselines_table(vs_cl: pd.DataFrame, vs_acl: pd.DataFrame, metric: str = "uwa") -> str:
+    """Markdown: per method (row) and scenario, ``mean ± std`` of ``metric`` and the paired
+    differences against each family's baseline (CL; the paper's best ACL cell), mean [95% CI],
+    from the `baselines` and `baselines_acl` family tables (the same runs, two baselines)."""
+    cl = vs_cl[vs_cl.metric == metric]
+    acl = vs_acl[vs_acl.metric == metric].set_index(["scenario", "cell"])
+    scenarios = list(dict.fromkeys(cl.scenario))
+    labels = dict(zip(cl.scenario, cl.scenario_label))
+    names = [_plain(str(t[t.is_baseline.astype(bool)].label.iloc[0])) for t in (cl, vs_acl)]
+    header = "| method | " + " | ".join(f"{labels[s]}: {METRIC_NAMES.get(metric, metric)} | vs {names[0]} | "
+                                          f"vs {names[1]}" for s in scenarios) + " |"
+    lines = [header, "|" + "---|" * (1 + 3 * len(scenarios))]
+    for cell, rows in cl.groupby("cell", sort=False):
+        row = [_plain(str(rows.label.iloc[0]))]
+        for scenario in scenarios:
+            r = rows[rows.scenario == scenario].iloc[0]
+            a = acl.loc[(scenario, cell)]
+            row.append(f"{r['mean']:.1f} ± {r['std']:.1f}" if r.n >= 2 else "–")
+            row.append("(baseline)" if r.is_baseline else _interval(r.diff_mean, r.diff_ci_low, r.diff_ci_high))
+            row.append("(baseline)" if a.is_baseline else _interval(a.diff_mean, a.diff_ci_low, a.diff_ci_high))
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def _baselines_part(published: Path, runs: pd.DataFrame) -> list[str]:
+    """The README's baselines paragraphs, when the record holds the baselines families."""
+    tables = published / "tables"
+    if not (tables / "baselines.csv").is_file():
+        return []
+    needed = ["scenario", "scenario_label", "cell", "label", "is_baseline", "metric", "mean", "std", "n",
+              "diff_mean", "diff_ci_low", "diff_ci_high"]
+    vs_cl, vs_acl = (read_csv_checked(tables / f"{name}.csv", needed, f"{name}.csv (asymcl family-table)",
+                                      dtype={"scenario": str, "cell": str})
+                     for name in ("baselines", "baselines_acl"))
+    mine = runs[_in_family(runs, "baselines")]
+    return [
+        f"**Beyond the paper: the standard imbalance baselines** ({len(mine)} runs, the same splits and seeds; "
+        "CL and ACL η=60 are Table 1's runs; one-stage = encoder and linear head trained end to end for "
+        "`epochs1` epochs). UWA (%), mean ± std over seeds, and the paired per-seed difference against CL and "
+        "against ACL η=60 with its 95% t interval (points):",
+        baselines_table(vs_cl, vs_acl),
+    ]
+
+
 def _settings_line(runs: pd.DataFrame) -> str:
     keys = [k for k in ("arch", "pretrained", "epochs1", "epochs2", "lr", "batch_size", "nan_policy", "normalization")
             if k in runs.columns]
@@ -105,9 +169,10 @@ def render(published: str | Path, paper_results: str | Path, figure_prefix: str 
                            ["family", "table", "metric", "matched", "mae", "rms", "inside", "testable"],
                            "fit_to_paper.csv of a published record (asymcl fit-to-paper)")
     commits = sorted({str(c) for c in runs.get("code_commit", pd.Series(dtype=str)).dropna()})
-    seeds = sorted(runs.seed.unique())
-    scenarios = sorted(runs.scenario.unique())
-    cells = sorted({(float(e), float(g)) for e, g in zip(runs.eta, runs.gamma)})
+    paper_runs = runs[_in_family(runs, "table1", "table2")]
+    seeds = sorted(paper_runs.seed.unique())
+    scenarios = sorted(paper_runs.scenario.unique())
+    cells = sorted({(float(e), float(g)) for e, g in zip(paper_runs.eta, paper_runs.gamma)})
     table1 = [c for c in cells if c[1] == 0]
     table2 = [c for c in cells if c[0] == 0]
     wall = record.get("wall_time_s")
@@ -115,8 +180,9 @@ def render(published: str | Path, paper_results: str | Path, figure_prefix: str 
     if isinstance(machine, dict):
         machine = f"{machine.get('cpu', '?')}, {machine.get('cores', '?')} cores ({machine.get('platform', '?')})"
     parts = [
-        f"**CPU record: Tables 1-2 on real Fashion-MNIST (T-shirt vs shirt).** {len(runs)} runs: "
-        f"{len(scenarios)} scenarios x {len(cells)} loss cells x {len(seeds)} seeds. "
+        f"**CPU record: Tables 1-2 on real Fashion-MNIST (T-shirt vs shirt).** {len(paper_runs)} runs: "
+        f"{len(scenarios)} scenarios x {len(cells)} loss cells x {len(seeds)} seeds"
+        + (f" ({len(runs)} runs in the whole record)" if len(runs) != len(paper_runs) else "") + ". "
         "**Encoders trained from scratch** (`pretrained: none`: no ImageNet weights can be downloaded "
         "where this record was made; the paper's encoders were ImageNet-pretrained), so our numbers are "
         "not expected to equal the paper's. Settings: " + _settings_line(runs) + ".",
@@ -135,6 +201,7 @@ def render(published: str | Path, paper_results: str | Path, figure_prefix: str 
         "**Fit to the published numbers** (mean absolute and RMS difference of our cell means from the paper's, "
         "in points; how many published means fall inside our 95% interval):",
         fit_table(fit),
+        *_baselines_part(published, runs),
         "Everything above is rendered from `results/published/` by `asymcl readme-results`; accuracy tables, "
         "paired differences against CL and ours-vs-paper are in `results/published/tables/`. Rebuild from the raw "
         "files: `snakemake --configfile config/record-cpu.yaml --cores 2`, then `asymcl publish` and "
