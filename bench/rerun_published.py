@@ -5,7 +5,9 @@ A record can hold runs made at several commits (``record.json`` lists them): run
 a record later are trained by newer code, next to runs restored from the snapshot. That is
 only sound if the newer code computes the same numbers, which this checks: every key of
 ``metrics.json`` except ``runtime`` (wall times, paths, memory) and ``code`` (the commit)
-must be equal, exactly (training on CPU is deterministic for a seed).
+must be equal, exactly (training on CPU is deterministic for a seed). Settings that did
+not exist at the published run's commit count as the same when the rerun has them at
+their default (listed as ``settings_added_since_at_default``).
 
 Needs the runs' data subsets at their recorded paths (``runtime.paths.data``, relative to
 ``--root``): rebuild them with the record's config first, e.g.
@@ -46,9 +48,22 @@ def differences(old: Any, new: Any, where: str = "") -> list[str]:
     return [] if old == new else [f"{where}: published {old!r}, now {new!r}"]
 
 
-def rerun(metrics_path: Path, root: Path) -> tuple[list[str], float]:
-    """Retrain the run of ``metrics_path``; its differences from the published metrics and
-    the wall time."""
+def added_settings(published: dict[str, Any], now: dict[str, Any]) -> dict[str, Any]:
+    """Settings the published run does not record because they did not exist at its commit,
+    and that the rerun has at their default: the same run. Removed from ``now``."""
+    from asymcl.engine.spec import RunSpec
+
+    defaults = RunSpec.__dataclass_fields__
+    old, new = published.get("settings", {}), now.get("settings", {})
+    added = {k: v for k, v in new.items() if k not in old and k in defaults and v == defaults[k].default}
+    for key in added:
+        del new[key]
+    return added
+
+
+def rerun(metrics_path: Path, root: Path) -> tuple[list[str], dict[str, Any], float]:
+    """Retrain the run of ``metrics_path``; its differences from the published metrics, the
+    settings added since its commit (at their defaults) and the wall time."""
     from asymcl.engine.run import run
     from asymcl.engine.spec import spec_from_mapping
 
@@ -60,7 +75,8 @@ def rerun(metrics_path: Path, root: Path) -> tuple[list[str], float]:
         run(spec_from_mapping(settings, where=str(metrics_path)))
         wall = time.perf_counter() - start
         now = json.loads((Path(tmp) / "run" / "metrics.json").read_text())
-    return differences(published, now), wall
+    added = added_settings(published, now)
+    return differences(published, now), added, wall
 
 
 def main() -> int:
@@ -87,9 +103,10 @@ def main() -> int:
     for rel in chosen:
         path = args.published / "runs" / rel / "metrics.json"
         commit = json.loads(path.read_text()).get("code", {}).get("commit")
-        diffs, wall = rerun(path, args.root.resolve())
+        diffs, added, wall = rerun(path, args.root.resolve())
         results.append({"run": rel, "published_commit": commit, "identical": not diffs,
-                        "differences": diffs[:20], "wall_s": round(wall, 1)})
+                        "differences": diffs[:20], "settings_added_since_at_default": added,
+                        "wall_s": round(wall, 1)})
         print(f"{rel}: {'identical' if not diffs else f'{len(diffs)} differences, e.g. {diffs[0]}'} "
               f"(published at {str(commit)[:10]}, {wall:.0f} s)", flush=True)
     from asymcl.provenance import code_version

@@ -3,10 +3,18 @@ name the key, the value and what is allowed."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 
 from asymcl.config_checks import DATASET_CLASSES, check_config, load_yaml_file
 from asymcl.errors import InputError
+
+sys.path.insert(0, str(Path(__file__).parent))
+from cli_probe import assert_input_error, run_cli  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def config(**experiment):
@@ -78,3 +86,37 @@ def test_a_yaml_syntax_error_names_file_line_and_column(tmp_path):
         load_yaml_file(path)
     path.write_text("a: 1\n")
     assert load_yaml_file(path) == {"a": 1}
+
+
+# ----------------------------------------------------------------------------- asymcl check-config
+# Snakemake reads --configfile files before the Snakefile runs, so its own message for a
+# broken one names neither file nor line: `asymcl check-config` is what the docs point to.
+
+def _check(tmp_path, text: str):
+    """`asymcl check-config` in the project folder with ``text`` as an extra config file."""
+    extra = tmp_path / "extra.yaml"
+    extra.write_text(text)
+    return run_cli(["check-config", "--configfile", extra], cwd=REPO)
+
+
+def test_check_config_names_file_line_and_column_of_a_yaml_error(tmp_path):
+    line = assert_input_error(_check(tmp_path, "training:\n  lr: [0.01\n  eta: 3\n"), "extra.yaml:3:6", "YAML syntax")
+    assert "fix the file" in line
+
+
+@pytest.mark.parametrize("text, culprits", [
+    ("training:\n  lr: -1\n", ["training.lr", "-1", "config.schema.yaml"]),      # the schema
+    ("training:\n  nan_policy: sometimes\n", ["training.nan_policy", "sometimes"]),
+    ("experiments:\n  table1:\n    scenarios: ['100:0']\n", ["experiments.table1.scenarios[0]", "100:0"]),
+    ("select_experiments: [tabel1]\n", ["tabel1"]),                             # the grid
+])
+def test_check_config_names_the_key_of_a_bad_value(tmp_path, text, culprits):
+    assert_input_error(_check(tmp_path, text), *culprits)
+
+
+def test_check_config_counts_the_runs_of_a_good_config(tmp_path):
+    result = _check(tmp_path, "select_experiments: [table1]\nexperiments:\n  table1:\n    scenarios: ['98:2']\n"
+                              "    seeds: [0, 1]\n")
+    assert result.returncode == 0, result.stderr
+    # Table 1 has 6 eta cells: 1 scenario x 6 cells x 2 seeds
+    assert "config OK" in result.stdout and "12 runs of table1" in result.stdout, result.stdout

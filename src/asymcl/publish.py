@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-import yaml
 
+from asymcl.config_checks import load_yaml_file
 from asymcl.errors import InputError
 from asymcl.experiments import GridError, build_grid
 from asymcl.io import write_json_atomic
@@ -69,15 +69,9 @@ def merge_config(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise InputError(f"config file {path} does not exist; give an existing --configfile") from None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise InputError(f"config file {path}{where}: not valid YAML ({err.__class__.__name__}); "
-                         "fix the syntax") from None
+    if not path.is_file():
+        raise InputError(f"config file {path} does not exist; give an existing --configfile")
+    data = load_yaml_file(path)  # a syntax error names the file, line and column
     if data is None:
         return {}
     if not isinstance(data, dict):
