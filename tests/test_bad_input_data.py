@@ -256,6 +256,44 @@ def test_download_disk_full_is_a_local_error_not_retried(env, tmp_path):
     assert list(out.iterdir()) == []
 
 
+def test_subset_disk_full_is_one_line_and_leaves_the_folder_empty(env, tmp_path):
+    """A write limit while `subset` saves train.pt (torch.save reports it as a RuntimeError
+    around the OSError, or the other way round): one line naming the folder, no partial file."""
+    out = tmp_path / "sub"
+    command = (f"ulimit -f 2 && exec {sys.executable} -m asymcl subset --dataset fmnist "
+               f"--raw {env['root'] / 'fm_raw'} --seed 1 --out {out}")
+    environment = dict(os.environ, PYTHONPATH=str(SRC))
+    done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, env=environment, timeout=120)
+    from cli_probe import CliResult
+
+    assert_input_error(CliResult(done.returncode, done.stdout, done.stderr), f"cannot write into {out}",
+                       "File too large", "nothing was half-written")
+    assert list(out.iterdir()) == []
+
+
+def test_staging_finds_the_os_error_behind_torchs_runtime_error(tmp_path):
+    """torch.save can wrap a full disk into ``RuntimeError: PytorchStreamWriter failed ...``
+    whose cause is the OSError: still the user's disk, one line, no staged file left."""
+    import errno
+
+    from asymcl.data.staging import staged_outputs
+    from asymcl.errors import InputError
+
+    out = tmp_path / "sub"
+    with pytest.raises(InputError, match=f"cannot write into {out}: No space left on device"):
+        with staged_outputs(out, ["train.pt", "test.pt"]) as temps:
+            temps["train.pt"].write_bytes(b"half")
+            try:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            except OSError as err:
+                raise RuntimeError("PytorchStreamWriter failed writing file data/0") from err
+    assert list(out.iterdir()) == []
+    # anything else is a bug and keeps its type
+    with pytest.raises(RuntimeError, match="a bug"):
+        with staged_outputs(out, ["train.pt"]):
+            raise RuntimeError("a bug")
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
 def test_download_read_only_out(env, tmp_path):
     out = tmp_path / "ro"

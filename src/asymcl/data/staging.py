@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from asymcl.errors import InputError
+from asymcl.io import os_error_in
 
 log = logging.getLogger(__name__)
 
@@ -83,11 +84,19 @@ def staged_outputs(out_dir: str | os.PathLike, names: Iterable[str]) -> Iterator
             raise RuntimeError(f"staged output(s) {unwritten} were never written (a bug)")
         for name, tmp in temps.items():
             os.replace(tmp, out_dir / name)
-    except OSError as err:
-        elsewhere = err.filename is not None and Path(err.filename).parent != out_dir
-        if err.errno not in LOCAL_WRITE_ERRNOS or elsewhere:
+    except InputError:
+        raise
+    except Exception as err:
+        # torch.save reports a failed write as a RuntimeError with the OSError behind it (or
+        # the other way round): look through the chain for the OS error
+        os_err = os_error_in(err)
+        if os_err is None:
             raise
-        raise InputError(f"cannot write into {out_dir}: {err.strerror}; free space or fix permissions, then rerun") from None
+        elsewhere = os_err.filename is not None and Path(os_err.filename).parent != out_dir
+        if os_err.errno not in LOCAL_WRITE_ERRNOS or elsewhere:
+            raise
+        raise InputError(f"cannot write into {out_dir}: {os_err.strerror}; nothing was half-written: "
+                         "free space or fix permissions, then rerun") from None
     finally:
         for tmp in temps.values():
             tmp.unlink(missing_ok=True)
