@@ -207,7 +207,7 @@ BAD_INPUTS = [
     ("no-config", no_config, ["--no-dvc"], ["config.yaml does not exist", "--configfile"]),
     ("missing-configfile", lambda root: None, ["--no-dvc", "--configfile", "nope.yaml"],
      ["nope.yaml does not exist"]),
-    ("yaml-syntax", bad_yaml, ["--no-dvc"], ["config.yaml line", "not valid YAML"]),
+    ("yaml-syntax", bad_yaml, ["--no-dvc"], ["config.yaml:11:1", "YAML syntax error"]),
     ("grid-error", bad_grid, ["--no-dvc"], ["experiments.t1.dataset", "mnist"]),
     ("negative-wall-time", lambda root: None, ["--no-dvc", "--wall-time-s", "-1"], ["--wall-time-s", "-1"]),
     ("nan-wall-time", lambda root: None, ["--no-dvc", "--wall-time-s", "nan"], ["--wall-time-s", "nan"]),
