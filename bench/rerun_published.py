@@ -13,7 +13,7 @@ Needs the runs' data subsets at their recorded paths (``runtime.paths.data``, re
 ``--root``): rebuild them with the record's config first, e.g.
 
     snakemake --configfile config/record-cpu.yaml --cores 2 data/interim/record-cpu/fmnist/98-2/seed0/train.pt
-    python3 bench/rerun_published.py --runs 2          # writes bench/results/rerun_published.json
+    python3 bench/rerun_published.py --runs 3 --run fmnist/98-2/eta60_gamma0/seed0   # writes bench/results/rerun_published.json
 
 Exit status 1 when any run differs.
 """
@@ -85,20 +85,22 @@ def main() -> int:
                         help="the published record (default: results/published)")
     parser.add_argument("--root", type=Path, default=Path.cwd(),
                         help="the project folder whose data/ holds the runs' subsets (default: here)")
-    parser.add_argument("--runs", type=int, default=2, help="how many runs to retrain, drawn at random")
+    parser.add_argument("--runs", type=int, default=2, help="how many runs to retrain, drawn at random "
+                        "(besides those named with --run)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the draw")
     parser.add_argument("--run", action="append", default=[],
-                        help="a run to retrain instead, e.g. fmnist/98-2/eta60_gamma0/seed0 (repeatable)")
+                        help="a run to retrain, e.g. fmnist/98-2/eta60_gamma0/seed0 (repeatable)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "rerun_published.json")
     args = parser.parse_args()
     every = sorted(p.parent.relative_to(args.published / "runs").as_posix()
                    for p in (args.published / "runs").glob("**/metrics.json"))
     if not every:
         parser.error(f"no runs/**/metrics.json under {args.published}")
-    chosen = args.run or random.Random(args.seed).sample(every, min(args.runs, len(every)))
-    unknown = sorted(set(chosen) - set(every))
+    unknown = sorted(set(args.run) - set(every))
     if unknown:
         parser.error(f"not in {args.published}: {unknown}")
+    rest = [rel for rel in every if rel not in args.run]
+    chosen = args.run + random.Random(args.seed).sample(rest, min(args.runs, len(rest)))
     results = []
     for rel in chosen:
         path = args.published / "runs" / rel / "metrics.json"
