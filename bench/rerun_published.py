@@ -101,6 +101,9 @@ def main() -> int:
         parser.error(f"not in {args.published}: {unknown}")
     rest = [rel for rel in every if rel not in args.run]
     chosen = args.run + random.Random(args.seed).sample(rest, min(args.runs, len(rest)))
+    from asymcl.provenance import code_version
+
+    code = code_version()  # the code that retrains, read before anything runs
     results = []
     for rel in chosen:
         path = args.published / "runs" / rel / "metrics.json"
@@ -111,13 +114,11 @@ def main() -> int:
                         "wall_s": round(wall, 1)})
         print(f"{rel}: {'identical' if not diffs else f'{len(diffs)} differences, e.g. {diffs[0]}'} "
               f"(published at {str(commit)[:10]}, {wall:.0f} s)", flush=True)
-    from asymcl.provenance import code_version
-
     report = {
         "what": "retrained runs of a published record compared with their published metrics.json "
                 f"(all keys but {', '.join(IGNORED)})",
         "command": "python3 bench/rerun_published.py " + " ".join(sys.argv[1:]),
-        "code": code_version(),
+        "code": code,
         "machine": {"platform": platform.platform(), "python": platform.python_version()},
         "runs": results,
         "identical": sum(r["identical"] for r in results),
