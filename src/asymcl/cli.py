@@ -16,7 +16,9 @@ import traceback
 
 import asymcl
 import asymcl.commands
+from asymcl import interrupts
 from asymcl.errors import InputError
+from asymcl.interrupts import caused_by_interrupt
 
 #: Exit statuses of `main` beyond the commands' own (0 done, 1 failed, 3 stopped).
 EXIT_INPUT_ERROR = 2
@@ -55,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     # The one place errors become exit statuses: bad input is one line (status 2), Ctrl-C
     # one line (130), anything else is a bug in asymcl and keeps its traceback (1).
+    interrupts.install()
     try:
         return int(args.func(args) or 0)
     except InputError as err:
@@ -63,7 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"asymcl {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except Exception:
+    except Exception as err:
+        if caused_by_interrupt(err):  # e.g. torch.save's RuntimeError around a Ctrl-C
+            print(f"asymcl {args.command}: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
         traceback.print_exc()
         print(f"asymcl {args.command}: this is a bug in asymcl (an unexpected {sys.exc_info()[0].__name__}); "
               "please report it with the traceback above", file=sys.stderr)

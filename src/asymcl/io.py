@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
-from asymcl.errors import InputError
+from asymcl.errors import InputError, find_in_chain
 
 #: The random part `tempfile.mkstemp` puts between ``atomic_path``'s prefix and suffix.
 _TEMP_TAIL = re.compile(r"[a-z0-9_]{8}\.tmp")
@@ -66,14 +66,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 def os_error_in(err: BaseException) -> OSError | None:
     """The `OSError` behind ``err``: itself or one in its cause/context chain (torch.save
     reports a failed write as a RuntimeError whose context is the OSError)."""
-    seen: set[int] = set()
-    current: BaseException | None = err
-    while current is not None and id(current) not in seen:
-        if isinstance(current, OSError):
-            return current
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return None
+    return find_in_chain(err, OSError)  # type: ignore[return-value]
 
 
 @contextlib.contextmanager

@@ -25,6 +25,7 @@ from typing import Any, Callable
 
 import torch
 
+from asymcl import interrupts
 from asymcl.augment import BatchAugment
 from asymcl.data.packed import PackedSplit
 from asymcl.engine import checkpoints
@@ -239,6 +240,7 @@ def stage1_epoch(
     diag_sums: dict[str, Any] = {}
     steps = nan_steps = skipped = singletons = images = 0
     for idx in _epoch_batches(targets, batch_size, sampler, shuffle_gen, ctx):
+        interrupts.check()  # a Ctrl-C that a finaliser swallowed still stops the run here
         if idx.numel() < 2:
             singletons += 1
             continue

@@ -29,7 +29,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from asymcl import models
+from asymcl import interrupts, models
 from asymcl.augment import BatchAugment
 from asymcl.data.packed import PackedSplit
 from asymcl.engine.batches import BatchMaker, shuffled_batches
@@ -203,6 +203,7 @@ def train_linear_head(
     for epoch in range(1, spec.epochs2 + 1):
         loss_sum, steps, nan_steps = torch.zeros((), device=ctx.device), 0, 0
         for idx in shuffled_batches(feats.shape[0], spec.batch_size, gen, ctx.device):
+            interrupts.check()
             x = feats.index_select(0, idx) if isinstance(feats, torch.Tensor) else feats(idx)
             loss = loss_fn(head(x), targets.index_select(0, idx))
             steps += 1
