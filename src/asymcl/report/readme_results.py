@@ -137,8 +137,12 @@ def _baselines_part(published: Path, runs: pd.DataFrame) -> list[str]:
         f"**Beyond the paper: the standard imbalance baselines** ({len(mine)} runs, the same splits and seeds; "
         "CL and ACL η=60 are Table 1's runs; one-stage = encoder and linear head trained end to end for "
         "`epochs1` epochs). UWA (%), mean ± std over seeds, and the paired per-seed difference against CL and "
-        "against ACL η=60 with its 95% t interval (points):",
+        "against ACL η=60 with its 95% t interval (points; per comparison, not adjusted for the table's "
+        "multiplicity):",
         baselines_table(vs_cl, vs_acl),
+        "Logit-adjusted CE with τ=1 and balanced softmax are the same loss (log n_c and log π_c differ by a "
+        "constant, which softmax cancels): they differ only in floating-point rounding, so the gap between their "
+        "rows is how far rounding alone moves a run here, a yardstick for the other differences.",
     ]
 
 
