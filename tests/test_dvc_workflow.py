@@ -16,11 +16,13 @@ project's own .gitignore, so the test also checks that git and DVC see the .dvc 
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from workflow_runs import (  # noqa: E402
@@ -164,6 +166,26 @@ def test_publish_refuses_a_gitignore_that_hides_the_dvc_file(tmp_path):
         rel: (repo / "results" / rel).read_bytes() for rel in RUNS + REPORT
     }
     assert (repo / "results" / ".gitignore").read_text().split() == ["/published"]
+
+
+def test_a_restored_layout_that_the_config_changed_is_rebuilt(tmp_path_factory):
+    """Restored results carry no Snakemake record, so its params trigger cannot see that the
+    config's experiments changed since: a stale experiments.json would feed every table. The
+    workflow compares the content: the layout and the report after it are rebuilt, no run."""
+    local, config = local_test_run(tmp_path_factory)
+    work = copy_tree(local, tmp_path_factory.mktemp("relayout") / "project")
+    asymcl("publish", "--no-dvc", "--configfile", str(config), "--dest", "shared", cwd=work)
+    shutil.rmtree(work / "results")
+    shutil.rmtree(work / ".snakemake")  # a fresh clone + dvc pull has no Snakemake records
+    asymcl("restore", "--configfile", str(config), "--from", "shared", cwd=work)
+    assert dry_run(work, config)[0] == {}, "precondition: the restored results are up to date"
+    retitled = tmp_path_factory.mktemp("retitled") / "retitled.yaml"
+    name = sorted(json.loads((work / "results" / "experiments.json").read_text())["experiments"])[0]
+    retitled.write_text(yaml.safe_dump({"experiments": {name: {"title": "a new title"}}}))
+    proc = run(["snakemake", "-n", "--configfile", str(config), str(retitled)], work, project_env(work), TIMEOUT)
+    jobs = parse_job_stats(proc.stdout + proc.stderr)
+    assert jobs.get("experiments_spec") == 1 and "train" not in jobs, jobs
+    assert "experiments.json differs from the config's experiments" in proc.stderr
 
 
 def test_restore_of_a_published_smoke_run_plans_nothing(tmp_path_factory):

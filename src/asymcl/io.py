@@ -190,3 +190,14 @@ def read_csv_rows(
         if found != list(header):
             raise error(f"{path}: header {found}, expected {','.join(header)}")
         return [row for row in reader if row]
+
+
+def json_differs(path: str | os.PathLike, text: str) -> bool:
+    """Whether the JSON file at ``path`` exists and holds other data than the JSON ``text``
+    (an unreadable file differs; a missing one does not: nothing to compare)."""
+    try:
+        return json.loads(Path(path).read_text()) != json.loads(text)
+    except FileNotFoundError:
+        return False
+    except (OSError, ValueError):
+        return True

@@ -3,6 +3,8 @@
 
 import json
 
+from asymcl.io import json_differs
+
 # Each report rule's own code: `asymcl.commands.report` serves three commands, each
 # importing its library lazily (an edit to tables.py reruns the tables, not the aggregation).
 AGGREGATE_CODE = code_inputs("report", "report.aggregate", "io")
@@ -10,17 +12,34 @@ TABLES_CODE = code_inputs("report", "report.tables", "io")
 FIGURE_CODE = code_inputs("report", "report.figures")
 
 
+EXPERIMENTS_JSON = json.dumps({"experiments": GRID.experiments}, indent=1, sort_keys=True)
+
+# experiments.json must follow the config's layout. Snakemake's params trigger rebuilds it
+# only when it has a record of the file: results put back by `asymcl restore` or `dvc pull`
+# have none, and a stale layout would feed every table and figure (a new family missing,
+# old seeds). So the content itself is compared, and a stale file is dated 1970: older than
+# its code input, the mtime trigger rebuilds it (and the report after it). The main
+# process only: remote jobs never run this rule and must not touch the results.
+EXPERIMENTS_PATH = f"{RESULTS}/experiments.json"
+if not workflow.remote_exec and json_differs(EXPERIMENTS_PATH, EXPERIMENTS_JSON):
+    print(f"{EXPERIMENTS_PATH} differs from the config's experiments: it is rebuilt, and the report after it",
+          file=sys.stderr)
+    os.utime(EXPERIMENTS_PATH, (1, 1))  # not 0: Snakemake reads an mtime of 0 as "unknown"
+
+
 rule experiments_spec:
     """The experiment layout (scenarios, cells, seeds, table layout) as JSON for the
-    table and figure commands; rewritten only when the layout changes."""
+    table and figure commands; rewritten only when the layout changes (see above)."""
+    input:
+        code=module_inputs("experiments"),  # the code that builds the layout at parse time
     output:
-        f"{RESULTS}/experiments.json",
+        EXPERIMENTS_PATH,
     log:
         f"{LOGS}/report/experiments_spec.log",
     conda:
         "../../envs/asymcl.yaml"
     params:
-        spec=json.dumps({"experiments": GRID.experiments}, indent=1, sort_keys=True),
+        spec=EXPERIMENTS_JSON,
     shell:
         # plain shell (no Python start-up); written under a temporary name, then renamed
         "(printf '%s\\n' {params.spec:q} > {output}.tmp && mv {output}.tmp {output}) 2> {log}"
