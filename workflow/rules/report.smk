@@ -12,7 +12,9 @@ TABLES_CODE = code_inputs("report", "report.tables", "io")
 FIGURE_CODE = code_inputs("report", "report.figures")
 
 
-EXPERIMENTS_JSON = json.dumps({"experiments": GRID.experiments}, indent=1, sort_keys=True)
+EXPERIMENTS_JSON = json.dumps(
+    {"experiments": GRID.experiments}, indent=1, sort_keys=True
+)
 
 # experiments.json must follow the config's layout. Snakemake's params trigger rebuilds it
 # only when it has a record of the file: results put back by `asymcl restore` or `dvc pull`
@@ -22,9 +24,13 @@ EXPERIMENTS_JSON = json.dumps({"experiments": GRID.experiments}, indent=1, sort_
 # process only: remote jobs never run this rule and must not touch the results.
 EXPERIMENTS_PATH = f"{RESULTS}/experiments.json"
 if not workflow.remote_exec and json_differs(EXPERIMENTS_PATH, EXPERIMENTS_JSON):
-    print(f"{EXPERIMENTS_PATH} differs from the config's experiments: it is rebuilt, and the report after it",
-          file=sys.stderr)
-    os.utime(EXPERIMENTS_PATH, (1, 1))  # not 0: Snakemake reads an mtime of 0 as "unknown"
+    print(
+        f"{EXPERIMENTS_PATH} differs from the config's experiments: it is rebuilt, and the report after it",
+        file=sys.stderr,
+    )
+    os.utime(
+        EXPERIMENTS_PATH, (1, 1)
+    )  # not 0: Snakemake reads an mtime of 0 as "unknown"
 
 
 rule experiments_spec:
