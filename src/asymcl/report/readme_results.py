@@ -146,6 +146,17 @@ def _baselines_part(published: Path, runs: pd.DataFrame) -> list[str]:
     ]
 
 
+def _protocol_note(fit: pd.DataFrame) -> list[str]:
+    """How to read the protocol families' fit rows, when the record has them."""
+    families = sorted({f for f in fit["family"] if str(f).startswith("protocol-")})
+    if not families:
+        return []
+    return ["The `protocol-*` rows are a sample of config/protocol.yaml's families (fewer scenarios and cells "
+            "than Tables 1-2; see `experiments.json`): compare them with each other, `protocol-base` being this "
+            "record's protocol on the same cells, not with the `table1`/`table2` rows. Each other variant changes "
+            "one choice of the protocol (docs/training.md)."]
+
+
 def _settings_line(runs: pd.DataFrame) -> str:
     keys = [k for k in ("arch", "pretrained", "epochs1", "epochs2", "lr", "batch_size", "nan_policy", "normalization")
             if k in runs.columns]
@@ -189,7 +200,7 @@ def render(published: str | Path, paper_results: str | Path, figure_prefix: str 
         + (f" ({len(runs)} runs in the whole record)" if len(runs) != len(paper_runs) else "") + ". "
         "**Encoders trained from scratch** (`pretrained: none`: no ImageNet weights can be downloaded "
         "where this record was made; the paper's encoders were ImageNet-pretrained), so our numbers are "
-        "not expected to equal the paper's. Settings: " + _settings_line(runs) + ".",
+        "not expected to equal the paper's. Settings: " + _settings_line(paper_runs) + ".",
         f"Made by `{record.get('command', 'unknown')}` at commit {', '.join(f'`{c[:10]}`' for c in commits) or 'unknown'} "
         f"on {machine}"
         + (f" in {float(wall) / 60:.0f} min wall time" if wall else "") + f" ({record.get('date', 'date unknown')}).",
@@ -205,6 +216,7 @@ def render(published: str | Path, paper_results: str | Path, figure_prefix: str 
         "**Fit to the published numbers** (mean absolute and RMS difference of our cell means from the paper's, "
         "in points; how many published means fall inside our 95% interval):",
         fit_table(fit),
+        *_protocol_note(fit),
         *_baselines_part(published, runs),
         "Everything above is rendered from `results/published/` by `asymcl readme-results`; accuracy tables, "
         "paired differences against CL and ours-vs-paper are in `results/published/tables/`. Rebuild from the raw "
