@@ -37,12 +37,15 @@ def test_the_record_has_every_run_with_its_code_version():
     paper = runs[in_family(lambda fams: bool({"table1", "table2"} & set(fams)))]
     assert paper.seed.nunique() >= 4 and paper.scenario.nunique() >= 4
     assert paper.groupby(["scenario", "seed"]).cell.nunique().eq(11).all()
-    # the imbalance baselines, where the record has them: every cell of the family per seed
-    baselines = runs[in_family(lambda fams: "baselines" in fams)]
-    if len(baselines):
-        cells = yaml.safe_load((REPO_ROOT / RECORD_CONFIG).read_text())["experiments"]["baselines"]["cells"]
-        assert baselines.groupby(["scenario", "seed"]).cell.nunique().eq(len(cells)).all()
-        assert baselines.seed.nunique() >= 4
+    # every family of the record complete: each of its cells, scenarios and seeds has a run
+    layout = json.loads((PUBLISHED / "experiments.json").read_text())["experiments"]
+    have = {(r.scenario, r.cell, int(r.seed)) for r in runs.itertuples()}
+    for name, family in layout.items():
+        wanted = {(sc["id"], cell["id"], int(seed))
+                  for sc in family["scenarios"] for cell in family["cells"] for seed in family["seeds"]}
+        assert wanted <= have, (name, sorted(wanted - have)[:5])
+        mine = runs[in_family(lambda fams, name=name: name in fams)]
+        assert len(mine) == len(wanted), name
     assert runs.code_commit.notna().all() and (runs.code_dirty == False).all()  # noqa: E712
     metrics = sorted(PUBLISHED.glob("runs/**/metrics.json"))
     assert len(metrics) == len(runs)
