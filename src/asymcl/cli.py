@@ -63,11 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as err:
         print(f"asymcl {args.command}: error: {err}", file=sys.stderr)
         return EXIT_INPUT_ERROR
-    except KeyboardInterrupt:
-        print(f"asymcl {args.command}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except Exception as err:
-        if caused_by_interrupt(err):  # e.g. torch.save's RuntimeError around a Ctrl-C
+    except (KeyboardInterrupt, Exception) as err:
+        # a Ctrl-C, also one hidden behind another error (torch.save's RuntimeError around it)
+        if caused_by_interrupt(err):
             print(f"asymcl {args.command}: interrupted", file=sys.stderr)
             return EXIT_INTERRUPTED
         traceback.print_exc()

@@ -36,7 +36,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-
 from asymcl.config_checks import load_yaml_file
 from asymcl.errors import InputError
 from asymcl.experiments import GridError, build_grid

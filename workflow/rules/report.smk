@@ -28,9 +28,8 @@ if not workflow.remote_exec and json_differs(EXPERIMENTS_PATH, EXPERIMENTS_JSON)
         f"{EXPERIMENTS_PATH} differs from the config's experiments: it is rebuilt, and the report after it",
         file=sys.stderr,
     )
-    os.utime(
-        EXPERIMENTS_PATH, (1, 1)
-    )  # not 0: Snakemake reads an mtime of 0 as "unknown"
+    # 1, not 0: Snakemake reads an mtime of 0 as "unknown"
+    os.utime(EXPERIMENTS_PATH, (1, 1))
 
 
 rule experiments_spec:
